@@ -1,0 +1,176 @@
+"""The depth-engine interface and the backend registry.
+
+A backend only runs a network (``NetworkRunner``: a normalised NCHW array in, a raw map out).
+:class:`PipelineEngine` wraps any runner with its model's :class:`ModelConfig` pre/post
+processing, so every backend yields the same thing: metric depth on the image's pixel grid.
+Backends are named in :data:`BACKENDS` and imported lazily, so a missing runtime (TensorRT on a
+laptop, ONNX Runtime on a minimal robot image) only matters when that backend is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from recon3d_ros.core.camera import PinholeCamera
+from recon3d_ros.errors import BackendUnavailableError, ConfigError, ModelLoadError
+from recon3d_ros.inference.config import ModelConfig
+
+__all__ = [
+    "DepthEngine",
+    "NetworkRunner",
+    "PipelineEngine",
+    "StageTimings",
+    "BACKENDS",
+    "backend_for_path",
+    "create_runner",
+]
+
+
+@runtime_checkable
+class DepthEngine(Protocol):
+    """Metric depth from RGB: ``load()`` once, then ``infer()`` per frame."""
+
+    config: ModelConfig
+
+    @property
+    def backend(self) -> str: ...
+
+    @property
+    def device(self) -> str: ...
+
+    @property
+    def precision(self) -> str: ...
+
+    def load(self) -> None: ...
+
+    def infer(self, rgb: npt.NDArray[np.uint8], camera: PinholeCamera) -> npt.NDArray[np.float32]:
+        """RGB uint8 H x W x 3 and its camera to depth H x W float32 metres (NaN invalid)."""
+        ...
+
+
+class NetworkRunner(Protocol):
+    """What a backend implements: run the network on a prepared input."""
+
+    name: str
+    device: str
+    precision: str
+
+    def load(self) -> None: ...
+
+    def run(self, tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """1 x 3 x h x w normalised input to the raw output map (any shape squeezing to h' x w')."""
+        ...
+
+
+@dataclass
+class StageTimings:
+    """Wall-clock milliseconds of the last ``infer`` call, per stage."""
+
+    preprocess_ms: float = 0.0
+    inference_ms: float = 0.0
+    postprocess_ms: float = 0.0
+
+
+class PipelineEngine:
+    """A :class:`DepthEngine` made of a model config and a backend runner."""
+
+    def __init__(self, runner: NetworkRunner, config: ModelConfig) -> None:
+        self.runner = runner
+        self.config = config
+        self.timings = StageTimings()
+        self._loaded = False
+
+    @property
+    def backend(self) -> str:
+        return self.runner.name
+
+    @property
+    def device(self) -> str:
+        return self.runner.device
+
+    @property
+    def precision(self) -> str:
+        return self.runner.precision
+
+    def load(self) -> None:
+        if not self._loaded:
+            self.runner.load()
+            self._loaded = True
+
+    def infer(
+        self,
+        rgb: npt.NDArray[np.uint8],
+        camera: PinholeCamera,
+        output_size: tuple[int, int] | None = None,
+    ) -> npt.NDArray[np.float32]:
+        """Depth for ``rgb``; ``output_size`` ``(width, height)`` overrides the image's size."""
+        if not self._loaded:
+            self.load()
+        t0 = time.perf_counter()
+        pre = self.config.preprocess(rgb, camera)
+        t1 = time.perf_counter()
+        raw = self.runner.run(pre.tensor)
+        t2 = time.perf_counter()
+        width, height = output_size if output_size is not None else (None, None)
+        depth = self.config.postprocess(raw, pre, width, height)
+        t3 = time.perf_counter()
+        self.timings = StageTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        return depth
+
+
+# Backend name -> "module:RunnerClass"; imported only when asked for.
+BACKENDS: dict[str, str] = {
+    "torch": "recon3d_ros.inference.torch_backend:TorchRunner",
+    "onnxruntime": "recon3d_ros.inference.onnx_backend:OnnxRunner",
+    "tensorrt": "recon3d_ros.inference.tensorrt_backend:TensorRTRunner",
+}
+
+_SUFFIX_BACKENDS = {
+    ".pt": "torch",
+    ".pth": "torch",
+    ".ts": "torch",
+    ".onnx": "onnxruntime",
+    ".engine": "tensorrt",
+    ".plan": "tensorrt",
+}
+
+
+def backend_for_path(path: str | Path) -> str:
+    """The default backend for a model file, from its suffix."""
+    suffix = Path(path).suffix.lower()
+    try:
+        return _SUFFIX_BACKENDS[suffix]
+    except KeyError:
+        raise ModelLoadError(
+            f"cannot tell which backend runs {path}: expected a file ending in "
+            f"{sorted(_SUFFIX_BACKENDS)} (TorchScript/state dict, ONNX or a TensorRT engine)"
+        ) from None
+
+
+def create_runner(
+    backend: str, model_path: str | Path, config: ModelConfig, device: str, precision: str
+) -> NetworkRunner:
+    """Instantiate backend ``backend`` (not yet loaded)."""
+    try:
+        target = BACKENDS[backend]
+    except KeyError:
+        raise ConfigError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}") from None
+    module_name, class_name = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except BackendUnavailableError:
+        raise
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"backend {backend!r} cannot be imported ({exc}); install its runtime or pick another "
+            f"backend from {sorted(BACKENDS)}"
+        ) from exc
+    runner_cls = getattr(module, class_name)
+    return runner_cls(Path(model_path), config, device=device, precision=precision)
