@@ -184,7 +184,12 @@ class ModelConfig:
         height: int | None = None,
     ) -> npt.NDArray[np.float32]:
         """Raw network output to metric depth on the source image grid (or ``width`` x ``height``)."""
-        grid = np.squeeze(np.asarray(raw))
+        grid = np.asarray(raw)
+        # Drop batch/channel axes of size 1 (N x 1 x h x w, N x h x w, h x w x 1), never h or w.
+        while grid.ndim > 2 and grid.shape[0] == 1:
+            grid = grid[0]
+        if grid.ndim == 3 and grid.shape[-1] == 1:
+            grid = grid[..., 0]
         if grid.ndim != 2:
             raise ConfigError(f"depth output must squeeze to 2-D, got shape {np.shape(raw)}")
         t = pre.transform
