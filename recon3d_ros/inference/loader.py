@@ -1,0 +1,212 @@
+"""Turn the node's ``model`` parameter into a loaded :class:`PipelineEngine`.
+
+``model`` is a file (``.pt``/``.pth``/``.ts``, ``.onnx``, ``.engine``/``.plan``) or a preset name
+(:data:`~recon3d_ros.inference.presets.PRESETS`). The model config is layered, later wins:
+
+1. the preset's config (``preset=`` or a preset name), else the config embedded in the file
+   (checkpoint ``config``, TorchScript extra file, ONNX metadata), else ``ModelConfig()``;
+2. a sidecar YAML next to the file: ``<file>.yaml`` (e.g. ``net.onnx.yaml``) or ``<stem>.yaml``;
+   only the keys it sets override;
+3. ``config_overrides`` (node parameters); ``None`` values are ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from recon3d_ros.errors import ConfigError, ModelLoadError
+from recon3d_ros.inference.config import ModelConfig
+from recon3d_ros.inference.engine import BACKENDS, PipelineEngine, backend_for_path, create_runner
+from recon3d_ros.inference.presets import PRESETS, Preset, find_preset_file, get_preset, model_search_dirs
+
+__all__ = ["ModelSource", "resolve_model", "load_engine", "sidecar_path", "read_sidecar", "BACKEND_SUFFIXES"]
+
+LOG = logging.getLogger(__name__)
+
+BACKEND_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "torch": (".pt", ".pth", ".ts"),
+    "onnxruntime": (".onnx",),
+    "tensorrt": (".onnx", ".engine", ".plan"),  # an .onnx is built into a cached engine
+}
+_EXPECTED_FILES = "a TorchScript/.pt checkpoint, .onnx or TensorRT engine file"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A resolved model: which file, which backend, which config, and where the config came from."""
+
+    path: Path
+    backend: str
+    config: ModelConfig
+    preset: str | None
+    config_layers: tuple[str, ...]
+
+
+def sidecar_path(path: Path) -> Path | None:
+    """``<file>.yaml`` or ``<stem>.yaml`` beside the model file, if one exists."""
+    for candidate in (path.with_name(path.name + ".yaml"), path.with_suffix(".yaml")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_sidecar(path: Path) -> dict[str, Any]:
+    """The keys a sidecar YAML sets (``model: {...}`` or a flat mapping), unvalidated."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read model config {path}: {exc}") from exc
+    if data is None:
+        return {}
+    if isinstance(data, dict) and isinstance(data.get("model"), dict):
+        data = data["model"]
+    if not isinstance(data, dict):
+        raise ConfigError(f"model config {path} must be a YAML mapping of ModelConfig fields")
+    return dict(data)
+
+
+def _embedded_config(path: Path, backend: str) -> dict[str, Any] | None:
+    suffix = path.suffix.lower()
+    if suffix in BACKEND_SUFFIXES["torch"]:
+        from recon3d_ros.inference.torch_backend import read_embedded_config
+
+        return read_embedded_config(path)
+    if suffix == ".onnx":
+        from recon3d_ros.inference.onnx_backend import read_embedded_config as read_onnx_config
+
+        return read_onnx_config(path)
+    return None  # TensorRT engines carry no config: use the sidecar YAML
+
+
+def _missing_file_error(model: str, path: Path) -> ModelLoadError:
+    return ModelLoadError(
+        f"model file {path} does not exist; expected {_EXPECTED_FILES}, or a preset name: "
+        f"{', '.join(PRESETS)} (got model={model!r})"
+    )
+
+
+def _preset_file(preset: Preset) -> Path:
+    found = find_preset_file(preset)
+    if found is not None:
+        return found
+    if preset.packaged is not None:
+        raise ModelLoadError(
+            f"preset {preset.name!r} should ship with the package at {preset.packaged_path()}, but "
+            "that file is missing; reinstall recon3d_ros (or build the weights: see docs/MODEL.md)"
+        )
+    dirs = ", ".join(str(d) for d in model_search_dirs())
+    raise ModelLoadError(
+        f"preset {preset.name!r} needs the file {preset.filename!r}, not found in {dirs}. Download it "
+        f"yourself ({preset.source}) into one of those folders, or pass its path as model and "
+        f"preset={preset.name!r}"
+    )
+
+
+def resolve_model(
+    model: str | Path = "default",
+    backend: str = "auto",
+    config_overrides: Mapping[str, Any] | None = None,
+    preset: str | None = None,
+) -> ModelSource:
+    """Find the file, pick the backend and build the layered :class:`ModelConfig` (no loading)."""
+    text = str(model).strip()
+    if not text:
+        raise ConfigError(f"model is empty; give a model file or a preset name: {', '.join(PRESETS)}")
+    chosen: Preset | None = get_preset(preset) if preset else None
+    if text in PRESETS and not Path(text).expanduser().is_file():
+        if chosen is not None and chosen.name != text:
+            raise ConfigError(f"model preset {text!r} conflicts with preset={chosen.name!r}")
+        chosen = PRESETS[text]
+        path = _preset_file(chosen)
+    else:
+        path = Path(text).expanduser()
+        if not path.exists():
+            raise _missing_file_error(text, path)
+        if not path.is_file():
+            raise ModelLoadError(f"model {path} is a directory; expected {_EXPECTED_FILES}")
+
+    if backend == "auto":
+        backend = backend_for_path(path)
+    elif backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; choose 'auto' or one of {sorted(BACKENDS)}")
+    elif path.suffix.lower() not in BACKEND_SUFFIXES[backend]:
+        raise ModelLoadError(
+            f"backend {backend!r} cannot run {path.name}: it takes files ending in "
+            f"{BACKEND_SUFFIXES[backend]}; use backend 'auto' or convert the model (recon3d export)"
+        )
+
+    layers: list[str] = []
+    values: dict[str, Any] = {}
+    embedded = _embedded_config(path, backend)
+    if chosen is not None and chosen.packaged is None:
+        values.update(chosen.config.to_dict())  # an explicit public preset describes the file
+        layers.append(f"preset {chosen.name}")
+    elif embedded is not None:
+        values.update(embedded)
+        layers.append(f"embedded in {path.name}")
+    elif chosen is not None:
+        values.update(chosen.config.to_dict())
+        layers.append(f"preset {chosen.name}")
+    sidecar = sidecar_path(path)
+    if sidecar is not None:
+        values.update(read_sidecar(sidecar))
+        layers.append(str(sidecar))
+    overrides = {k: v for k, v in (config_overrides or {}).items() if v is not None}
+    if overrides:
+        values.update(overrides)
+        layers.append(f"overrides {sorted(overrides)}")
+    if not layers:
+        LOG.warning(
+            "no model config found for %s (no embedded config, no %s.yaml): using ModelConfig() "
+            "defaults, which are probably wrong for this network", path, path.name,
+        )
+    if values.get("max_depth") is None and "max_depth" in values:
+        values["max_depth"] = math.inf
+    try:
+        config = ModelConfig.from_dict(values)
+    except ConfigError as exc:
+        raise ConfigError(f"model config for {path} (from {', '.join(layers) or 'defaults'}): {exc}") from exc
+    return ModelSource(path, backend, config, chosen.name if chosen else None, tuple(layers))
+
+
+def load_engine(
+    model: str | Path = "default",
+    backend: str = "auto",
+    device: str = "auto",
+    precision: str = "fp32",
+    config_overrides: Mapping[str, Any] | None = None,
+    *,
+    preset: str | None = None,
+    load: bool = True,
+    gpu_pipeline: bool | None = None,
+) -> PipelineEngine:
+    """Resolve ``model``, create its backend runner and (by default) load it.
+
+    ``gpu_pipeline`` (default: on when the runner runs on CUDA and offers ``run_torch``) moves
+    pre/post-processing to the GPU (:class:`~recon3d_ros.inference.gpu_pipeline.GpuPipelineEngine`).
+    The returned engine's ``backend``/``device``/``precision`` say what was actually chosen.
+    """
+    source = resolve_model(model, backend, config_overrides, preset)
+    runner = create_runner(source.backend, source.path, source.config, device, precision)
+    use_gpu = gpu_pipeline
+    if use_gpu is None:
+        use_gpu = runner.device.startswith("cuda") and hasattr(runner, "run_torch")
+    if use_gpu:
+        from recon3d_ros.inference.gpu_pipeline import GpuPipelineEngine
+
+        engine: PipelineEngine = GpuPipelineEngine(runner, source.config)  # type: ignore[arg-type]
+    else:
+        engine = PipelineEngine(runner, source.config)
+    LOG.info(
+        "model %s: backend %s, device %s, precision %s, config from %s",
+        source.path, runner.name, runner.device, runner.precision, ", ".join(source.config_layers) or "defaults",
+    )
+    if load:
+        engine.load()
+    return engine

@@ -1,0 +1,177 @@
+"""The one place where ROS messages become numpy arrays and back.
+
+Pixel formats are handled by :mod:`recon3d_ros.core.encodings` and camera geometry by
+:class:`recon3d_ros.core.camera.PinholeCamera`; this module only moves fields. Outgoing
+``data`` fields are filled with ``array.array('B')`` built from bytes: rclpy stores that object
+as is, whereas a numpy array or ``bytes`` would be checked and copied element by element
+(hundreds of times slower for an image).
+"""
+
+from __future__ import annotations
+
+import array
+import math
+from typing import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField, RegionOfInterest
+from std_msgs.msg import Header
+
+from recon3d_ros.core.camera import PinholeCamera
+from recon3d_ros.core.encodings import array_to_image_fields, decode_compressed, image_to_array, to_rgb8
+from recon3d_ros.core.pointcloud import CloudBuffer
+from recon3d_ros.errors import CameraModelError, EncodingError
+
+__all__ = [
+    "stamp_to_ns",
+    "ns_to_stamp",
+    "byte_array",
+    "image_to_rgb",
+    "compressed_to_rgb",
+    "image_msg_to_array",
+    "camera_from_info",
+    "depth_to_image_msg",
+    "camera_to_info_msg",
+    "cloud_to_msg",
+    "array_to_image_msg",
+]
+
+
+def stamp_to_ns(stamp: Time) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int) -> Time:
+    return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
+
+
+def byte_array(data: bytes | bytearray | memoryview) -> array.array:
+    """Bytes as the ``array.array('B')`` rclpy keeps without per-element checks."""
+    out = array.array("B")
+    out.frombytes(data)
+    return out
+
+
+def _copy_header(header: Header) -> Header:
+    return Header(stamp=Time(sec=header.stamp.sec, nanosec=header.stamp.nanosec), frame_id=header.frame_id)
+
+
+# ---------------------------------------------------------------------------------- images in
+def image_msg_to_array(msg: Image) -> tuple[npt.NDArray, str]:
+    """View ``msg.data`` as an array of ``msg.encoding`` (no copy for little-endian data)."""
+    arr = image_to_array(msg.data, msg.encoding, msg.width, msg.height, msg.step, bool(msg.is_bigendian))
+    return arr, msg.encoding
+
+
+def image_to_rgb(msg: Image) -> npt.NDArray[np.uint8]:
+    """Any colour/mono ``sensor_msgs/Image`` to ``H x W x 3`` uint8 RGB.
+
+    Raises:
+        EncodingError: unknown encoding, bad size/step, truncated data, or a non-colour image.
+    """
+    arr, encoding = image_msg_to_array(msg)
+    return to_rgb8(arr, encoding)
+
+
+def compressed_to_rgb(msg: CompressedImage) -> npt.NDArray[np.uint8]:
+    """A jpeg/png ``sensor_msgs/CompressedImage`` to ``H x W x 3`` uint8 RGB."""
+    arr, encoding = decode_compressed(msg.data, msg.format)
+    return to_rgb8(arr, encoding)
+
+
+# ---------------------------------------------------------------------------------- cameras
+def camera_from_info(info: CameraInfo) -> PinholeCamera:
+    """Intrinsics of the image described by ``info`` (after its ROI and binning).
+
+    The intrinsics always come from ``K``; an uncalibrated camera (``K`` all zero) or a
+    non-finite ``K`` raises :class:`CameraModelError` instead of guessing from the image size.
+    """
+    k = [float(v) for v in info.k]
+    if len(k) != 9 or not all(math.isfinite(v) for v in k):
+        raise CameraModelError(f"CameraInfo.k must hold 9 finite numbers, got {k}")
+    if info.width <= 0 or info.height <= 0:
+        raise CameraModelError(
+            f"CameraInfo size is {info.width}x{info.height}; the camera driver must fill width/height"
+        )
+    roi = info.roi
+    return PinholeCamera.from_camera_info(
+        k,
+        int(info.width),
+        int(info.height),
+        d=[float(v) for v in info.d],
+        distortion_model=str(info.distortion_model),
+        binning_x=int(info.binning_x),
+        binning_y=int(info.binning_y),
+        roi=(int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)),
+        frame_id=str(info.header.frame_id),
+    )
+
+
+def camera_to_info_msg(camera: PinholeCamera, header: Header) -> CameraInfo:
+    """CameraInfo of a rectified image with ``camera``'s intrinsics (no ROI, no binning).
+
+    Width and height are the camera's, so they match a depth image built for this camera
+    exactly; ``D`` is five zeros with the ``plumb_bob`` model (the image is undistorted).
+    """
+    msg = CameraInfo()
+    msg.header = _copy_header(header)
+    msg.width = int(camera.width)
+    msg.height = int(camera.height)
+    msg.distortion_model = "plumb_bob"
+    msg.d = [0.0] * 5
+    msg.k = [float(v) for v in camera.k_row_major()]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [float(v) for v in camera.p_row_major()]
+    msg.binning_x = 0
+    msg.binning_y = 0
+    msg.roi = RegionOfInterest(x_offset=0, y_offset=0, width=0, height=0, do_rectify=False)
+    return msg
+
+
+# ---------------------------------------------------------------------------------- images out
+def array_to_image_msg(image: npt.NDArray, encoding: str, header: Header) -> Image:
+    """Any array with a matching encoding to a ``sensor_msgs/Image`` (dense rows)."""
+    f = array_to_image_fields(image, encoding)
+    msg = Image()
+    msg.header = _copy_header(header)
+    msg.height = f.height
+    msg.width = f.width
+    msg.encoding = f.encoding
+    msg.is_bigendian = int(f.is_bigendian)
+    msg.step = f.step
+    msg.data = byte_array(f.data)
+    return msg
+
+
+def depth_to_image_msg(depth: npt.NDArray[np.floating], header: Header) -> Image:
+    """Metric depth (H x W, metres, NaN invalid) to a ``32FC1`` image with ``header``."""
+    arr = np.asarray(depth)
+    if arr.ndim != 2:
+        raise EncodingError(f"depth must be H x W, got shape {arr.shape}")
+    return array_to_image_msg(arr.astype(np.float32, copy=False), "32FC1", header)
+
+
+# ---------------------------------------------------------------------------------- clouds
+def _point_fields(fields: Sequence) -> list[PointField]:
+    return [
+        PointField(name=f.name, offset=int(f.offset), datatype=int(f.datatype), count=int(f.count))
+        for f in fields
+    ]
+
+
+def cloud_to_msg(cloud: CloudBuffer, header: Header) -> PointCloud2:
+    """A :class:`CloudBuffer` (from ``core.pointcloud.depth_to_cloud``) as ``PointCloud2``."""
+    msg = PointCloud2()
+    msg.header = _copy_header(header)
+    msg.height = int(cloud.height)
+    msg.width = int(cloud.width)
+    msg.fields = _point_fields(cloud.fields)
+    msg.is_bigendian = bool(cloud.is_bigendian)
+    msg.point_step = int(cloud.point_step)
+    msg.row_step = int(cloud.row_step)
+    data = cloud.data if isinstance(cloud.data, (bytes, bytearray, memoryview)) else np.asarray(cloud.data).tobytes()
+    msg.data = byte_array(data)
+    msg.is_dense = bool(cloud.is_dense)
+    return msg

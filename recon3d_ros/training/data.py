@@ -1,0 +1,173 @@
+"""Training samples: synthetic frames (cached or rendered on the fly) and real RGB-D folders,
+turned into fixed-size network inputs with log canonical depth targets.
+
+Target: ``log(depth * canonical_focal / fx)`` where ``fx`` is the focal length of the crop the
+network sees (Metric3D's canonical camera), so the same weights serve any intrinsics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from recon3d_ros.inference.config import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = ["RawSample", "SampleSource", "SyntheticSource", "FolderSource", "Augment", "make_batch", "to_sample"]
+
+
+@dataclass
+class RawSample:
+    rgb: npt.NDArray[np.uint8]  # H x W x 3
+    depth: npt.NDArray[np.float32]  # H x W metres; inf sky, NaN or 0 unknown
+    intrinsics: tuple[float, float, float, float]  # fx, fy, cx, cy
+
+
+class SampleSource(Protocol):
+    name: str
+
+    def __len__(self) -> int: ...
+
+    def get(self, index: int) -> RawSample: ...
+
+
+class SyntheticSource:
+    """Frames from a pre-rendered cache folder, or rendered from seeds when there is none."""
+
+    def __init__(self, cache: str | Path | None = None, first_seed: int = 1_000_000, count: int = 10_000,
+                 width: int = 256, height: int = 192) -> None:
+        self.name = "synthetic"
+        self.first_seed, self.count, self.width, self.height = first_seed, count, width, height
+        self.cache = None
+        if cache is not None:
+            from recon3d_ros.training.cache import SynthCache
+
+            self.cache = SynthCache(cache)
+
+    def refresh(self) -> None:
+        if self.cache is not None:
+            self.cache.refresh()
+
+    def __len__(self) -> int:
+        return len(self.cache) if self.cache is not None else self.count
+
+    def get(self, index: int) -> RawSample:
+        if self.cache is not None:
+            rgb, depth, k = self.cache[index]
+            return RawSample(rgb, depth, tuple(float(v) for v in k))
+        from recon3d_ros.synth import render_frame
+
+        f = render_frame(self.first_seed + index, self.width, self.height)
+        c = f.camera
+        return RawSample(f.rgb, f.depth, (c.fx, c.fy, c.cx, c.cy))
+
+
+class FolderSource:
+    """Real frames from RGB-D folders in the ``../shared/data/rgbd`` layout (for fine-tuning)."""
+
+    def __init__(self, folders: Sequence[str | Path]) -> None:
+        from recon3d_ros.evaluation.dataset import load_rgbd_folder
+
+        self.name = "folders:" + ",".join(str(f) for f in folders)
+        self.frames = [fr for folder in folders for fr in load_rgbd_folder(folder)]
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def get(self, index: int) -> RawSample:
+        fr = self.frames[index]
+        c = fr.camera
+        return RawSample(fr.rgb, fr.depth_m, (c.fx, c.fy, c.cx, c.cy))
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random view and photometric changes; ``enabled=False`` gives a plain centred resize."""
+
+    enabled: bool = True
+    max_extra_scale: float = 1.33  # zoom in up to this factor beyond "just covers the crop"
+    flip: float = 0.5
+    letterbox: float = 0.1  # black bands (as the letterbox resize of a wide image makes)
+    color: float = 0.8
+
+
+def to_sample(
+    raw: RawSample, width: int, height: int, canonical_focal: float, max_depth: float,
+    rng: np.random.Generator, aug: Augment,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """``(input 3xHxW normalised, log canonical depth 1xHxW, valid mask 1xHxW)``."""
+    import cv2
+
+    rgb, depth = raw.rgb, np.asarray(raw.depth, np.float32)
+    fx, fy, cx, cy = raw.intrinsics
+    h0, w0 = depth.shape
+    cover = max(width / w0, height / h0)
+    scale = cover * (float(rng.uniform(1.0, aug.max_extra_scale)) if aug.enabled else 1.0)
+    # Keep the native pixel scale when it already covers the crop (the most natural view).
+    if aug.enabled and cover <= 1.0 and rng.random() < 0.5:
+        scale = max(cover, min(1.0, scale))
+    nw, nh = max(width, int(round(w0 * scale))), max(height, int(round(h0 * scale)))
+    sx, sy = nw / w0, nh / h0
+    if (nw, nh) != (w0, h0):
+        rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR)
+        depth = cv2.resize(depth, (nw, nh), interpolation=cv2.INTER_NEAREST)
+    fx, fy, cx, cy = fx * sx, fy * sy, (cx + 0.5) * sx - 0.5, (cy + 0.5) * sy - 0.5
+    if aug.enabled:
+        x0, y0 = int(rng.integers(0, nw - width + 1)), int(rng.integers(0, nh - height + 1))
+    else:
+        x0, y0 = (nw - width) // 2, (nh - height) // 2
+    rgb = rgb[y0:y0 + height, x0:x0 + width]
+    depth = depth[y0:y0 + height, x0:x0 + width]
+    img = rgb.astype(np.float32) / 255.0
+    valid = np.isfinite(depth) & (depth > 0.05) & (depth < max_depth)
+    if aug.enabled:
+        if rng.random() < aug.flip:
+            img, depth, valid = img[:, ::-1], depth[:, ::-1], valid[:, ::-1]
+        if rng.random() < aug.color:
+            img = img ** float(np.exp(rng.normal(0, 0.2)))  # gamma
+            gains = np.exp(rng.normal(0, 0.08, 3)).astype(np.float32)
+            gray = img.mean(axis=2, keepdims=True)
+            sat = float(np.clip(rng.normal(1.0, 0.25), 0.3, 1.6))
+            img = (gray + (img - gray) * sat) * gains * float(np.exp(rng.normal(0, 0.2)))
+            img = np.clip((img - 0.5) * float(np.exp(rng.normal(0, 0.15))) + 0.5, 0, 1)
+        if rng.random() < aug.letterbox:
+            band = int(rng.integers(1, max(2, int(height * 0.35))))
+            img = img.copy()
+            valid = valid.copy()
+            img[:band] = 0
+            img[height - band:] = 0
+            valid[:band] = False
+            valid[height - band:] = False
+    x = (img - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        target = np.where(valid, np.log(np.where(valid, depth, 1.0) * (canonical_focal / fx)), 0.0)
+    return (np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32),
+            np.ascontiguousarray(target[None], dtype=np.float32),
+            np.ascontiguousarray(valid[None], dtype=np.float32))
+
+
+def make_batch(
+    sources: Sequence[SampleSource], weights: Sequence[float], batch: int, width: int, height: int,
+    canonical_focal: float, max_depth: float, rng: np.random.Generator, aug: Augment,
+):
+    """A training batch as three float32 arrays (inputs, log targets, masks)."""
+    p = np.asarray(weights, np.float64)
+    p = p / p.sum()
+    xs, ts, ms = [], [], []
+    for _ in range(batch):
+        src = sources[int(rng.choice(len(sources), p=p))]
+        raw = src.get(int(rng.integers(len(src))))
+        x, t, m = to_sample(raw, width, height, canonical_focal, max_depth, rng, aug)
+        xs.append(x)
+        ts.append(t)
+        ms.append(m)
+    return np.stack(xs), np.stack(ts), np.stack(ms)
+
+
+def canonical_to_metric(canonical: npt.NDArray[np.floating], fx: float, canonical_focal: float) -> npt.NDArray[np.float32]:
+    """Canonical-camera depth back to metres for a camera of focal ``fx``."""
+    return (np.asarray(canonical, np.float32) * np.float32(fx / canonical_focal)).astype(np.float32)
+

@@ -1,0 +1,442 @@
+"""Shared test fixtures: DDS kept on this machine, node subprocesses, tiny depth models.
+
+DDS isolation must be in place before anything imports rclpy, so this module sets
+``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``, ``RMW_IMPLEMENTATION`` and a per-run
+``ROS_DOMAIN_ID`` at import time (pytest imports the root conftest before any test module).
+Each ROS test additionally gets its own domain id (:func:`ros_domain`), used both for the node
+subprocess and for the test's own rclpy context, so a node left over from another test (or
+another run on the same machine) cannot cross-talk.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
+_RNG = random.Random(os.getpid() ^ int.from_bytes(os.urandom(4), "little"))
+os.environ["ROS_DOMAIN_ID"] = str(_RNG.randint(1, 200))
+
+import array  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Callable, Iterator  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_YAML = REPO_ROOT / "config" / "recon3d.yaml"
+
+
+# ---------------------------------------------------------------------------------- domains
+_used_domains: set[int] = set()
+
+
+@pytest.fixture
+def ros_domain() -> int:
+    """A DDS domain id in 1..200 not used before in this run."""
+    while True:
+        domain = _RNG.randint(1, 200)
+        if domain not in _used_domains:
+            _used_domains.add(domain)
+            return domain
+
+
+# ---------------------------------------------------------------------------------- tiny models
+def _script_and_save(module: Any, path: Path, config: dict[str, Any] | None) -> Path:
+    import torch
+    import yaml
+
+    scripted = torch.jit.script(module.eval())
+    torch.jit.save(scripted, str(path))
+    if config is not None:
+        path.with_suffix(".yaml").write_text(yaml.safe_dump({"model": config}))
+    return path
+
+
+class DepthModels:
+    """Writes tiny TorchScript/ONNX depth networks with a known output into a tmp dir.
+
+    Each comes with a sidecar ``<stem>.yaml`` ModelConfig (metric depth, no scaling), so the
+    published depth is exactly the network's raw output resampled to the image grid.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def config(self, **overrides: Any) -> dict[str, Any]:
+        cfg: dict[str, Any] = {
+            "name": "test",
+            "input_width": 32,
+            "input_height": 24,
+            "resize_mode": "stretch",
+            "output_kind": "metric_depth",
+            "depth_scale": 1.0,
+        }
+        cfg.update(overrides)
+        return cfg
+
+    def constant(self, value: float = 2.0, name: str = "constant", **cfg: Any) -> Path:
+        """Depth ``value`` metres everywhere."""
+        import torch
+
+        class Constant(torch.nn.Module):
+            def __init__(self, v: float) -> None:
+                super().__init__()
+                self.v = v
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return x[:, :1] * 0.0 + self.v
+
+        return _script_and_save(Constant(value), self.root / f"{name}.ts", self.config(**cfg))
+
+    def red_ramp(self, name: str = "red", **cfg: Any) -> Path:
+        """Depth = 1 + red / 255 (un-normalised from the ImageNet mean/std): varies per pixel."""
+        import torch
+
+        class Red(torch.nn.Module):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return x[:, :1] * 0.229 + 0.485 + 1.0
+
+        return _script_and_save(Red(), self.root / f"{name}.ts", self.config(**cfg))
+
+    def slow_constant(self, seconds: float, value: float = 2.0, name: str = "slow", **cfg: Any) -> Path:
+        """A constant-depth model that really computes for about ``seconds`` per frame.
+
+        The work is a chain of matrix products whose count is calibrated here, so the node under
+        test runs unmodified code: the model is slow, not the node.
+        """
+        import torch
+
+        class Slow(torch.nn.Module):
+            def __init__(self, v: float, iterations: int) -> None:
+                super().__init__()
+                self.v = v
+                self.iterations = iterations
+                self.weight = torch.nn.Parameter(torch.eye(256) * 0.5, requires_grad=False)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                acc = torch.ones(256, 256)
+                for _ in range(self.iterations):
+                    acc = torch.tanh(acc @ self.weight)
+                return x[:, :1] * 0.0 + self.v + acc[0, 0] * 0.0
+
+        probe = torch.jit.script(Slow(value, 20))
+        dummy = torch.zeros(1, 3, 24, 32)
+        timings = []
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as in the node process (OMP_NUM_THREADS=1)
+        try:
+            for _ in range(6):  # the minimum is robust to other processes stealing the CPU
+                t0 = time.perf_counter()
+                probe(dummy)
+                timings.append(time.perf_counter() - t0)
+        finally:
+            torch.set_num_threads(threads)
+        per_iteration = min(timings[1:]) / 20
+        iterations = max(1, int(seconds / max(per_iteration, 1e-6)))
+        return _script_and_save(Slow(value, iterations), self.root / f"{name}.ts", self.config(**cfg))
+
+
+@pytest.fixture
+def depth_models(tmp_path: Path) -> DepthModels:
+    pytest.importorskip("torch")
+    folder = tmp_path / "models"
+    folder.mkdir()
+    return DepthModels(folder)
+
+
+# ---------------------------------------------------------------------------------- node process
+class NodeProcess:
+    """``python -m recon3d_ros.depth_node`` in its own process and DDS domain."""
+
+    def __init__(self, domain: int, log_path: Path, params: dict[str, Any],
+                 params_file: Path | None = CONFIG_YAML, remaps: dict[str, str] | None = None) -> None:
+        cmd = [sys.executable, "-m", "recon3d_ros.depth_node", "--ros-args"]
+        if params_file is not None:
+            cmd += ["--params-file", str(params_file)]
+        for name, value in params.items():
+            cmd += ["-p", f"{name}:={_param_text(value)}"]
+        for src, dst in (remaps or {}).items():
+            cmd += ["-r", f"{src}:={dst}"]
+        env = dict(os.environ)
+        env["ROS_DOMAIN_ID"] = str(domain)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        env["PYTHONUNBUFFERED"] = "1"
+        env.setdefault("OMP_NUM_THREADS", "1")  # the test machine is small and shared
+        self.cmd = cmd
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                     cwd=str(REPO_ROOT))
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_output(self, text: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output():
+                return True
+            if self.proc.poll() is not None:
+                return text in self.output()
+            time.sleep(0.1)
+        return False
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> int | None:
+        """SIGINT (a clean Ctrl-C), then kill if it hangs; returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+        return self.proc.returncode
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+@pytest.fixture
+def start_node(tmp_path: Path, ros_domain: int) -> Iterator[Callable[..., NodeProcess]]:
+    """Factory: ``start_node(model=..., cloud_stride=2)`` -> a running :class:`NodeProcess`."""
+    started: list[NodeProcess] = []
+
+    def _start(params_file: Path | None = CONFIG_YAML, remaps: dict[str, str] | None = None,
+               **params: Any) -> NodeProcess:
+        node = NodeProcess(ros_domain, tmp_path / f"node{len(started)}.log", params, params_file, remaps)
+        started.append(node)
+        return node
+
+    yield _start
+    for node in started:
+        node.stop()
+
+
+# ---------------------------------------------------------------------------------- test-side ROS
+class Collector:
+    """Messages received on one topic, with their receive time (``time.time()``)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.items: list[tuple[float, Any]] = []
+
+    def __call__(self, msg: Any) -> None:
+        with self.lock:
+            self.items.append((time.time(), msg))
+
+    def messages(self) -> list[Any]:
+        with self.lock:
+            return [m for _, m in self.items]
+
+    def timed(self) -> list[tuple[float, Any]]:
+        with self.lock:
+            return list(self.items)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+
+    def __len__(self) -> int:
+        with self.lock:
+            return len(self.items)
+
+
+class RosHarness:
+    """A real rclpy context + node in the test process, spun by a background executor."""
+
+    def __init__(self, domain: int) -> None:
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.domain = domain
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain)
+        self.node = rclpy.create_node(f"test_harness_{os.getpid()}", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            while self.context.ok():
+                self.executor.spin_once(timeout_sec=0.05)
+        except (ExternalShutdownException, Exception):  # context shut down under us
+            pass
+
+    def publisher(self, msg_type: Any, topic: str, qos: Any = None) -> Any:
+        from rclpy.qos import qos_profile_sensor_data
+
+        return self.node.create_publisher(msg_type, topic, qos if qos is not None else qos_profile_sensor_data)
+
+    def collect(self, msg_type: Any, topic: str, qos: Any = 10) -> Collector:
+        collector = Collector()
+        self.node.create_subscription(msg_type, topic, collector, qos)
+        return collector
+
+    def now_stamp(self) -> Any:
+        from builtin_interfaces.msg import Time
+
+        ns = time.time_ns()
+        return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+    def close(self) -> None:
+        self.context.try_shutdown()
+        self._thread.join(timeout=5)
+        self.executor.shutdown(timeout_sec=1)
+        self.node.destroy_node()
+
+
+@pytest.fixture
+def ros(ros_domain: int) -> Iterator[RosHarness]:
+    harness = RosHarness(ros_domain)
+    yield harness
+    harness.close()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, period: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(period)
+    return predicate()
+
+
+@pytest.fixture
+def wait() -> Callable[[Callable[[], bool], float], bool]:
+    """``wait(predicate, timeout)`` -> whether it became true in time."""
+    return wait_until
+
+
+# ---------------------------------------------------------------------------------- messages
+def make_image(rgb: np.ndarray, stamp: Any, frame_id: str, encoding: str = "rgb8") -> Any:
+    """A dense sensor_msgs/Image built field by field (independent of the code under test)."""
+    from sensor_msgs.msg import Image
+
+    arr = np.ascontiguousarray(rgb)
+    msg = Image()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = int(arr.shape[0]), int(arr.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = int(arr.strides[0])
+    data = array.array("B")
+    data.frombytes(arr.tobytes())
+    msg.data = data
+    return msg
+
+
+def make_camera_info(width: int, height: int, fx: float, fy: float, cx: float, cy: float,
+                     stamp: Any, frame_id: str, d: list[float] | None = None) -> Any:
+    from sensor_msgs.msg import CameraInfo
+
+    msg = CameraInfo()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.width, msg.height = width, height
+    msg.distortion_model = "plumb_bob"
+    msg.d = list(d) if d is not None else [0.0] * 5
+    msg.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return msg
+
+
+def read_depth(msg: Any) -> np.ndarray:
+    """A 32FC1 sensor_msgs/Image as H x W float32 (checks encoding and step)."""
+    assert msg.encoding == "32FC1", msg.encoding
+    assert msg.step == msg.width * 4
+    dtype = np.dtype(">f4" if msg.is_bigendian else "<f4")
+    return np.frombuffer(bytes(msg.data), dtype=dtype).reshape(msg.height, msg.width)
+
+
+def read_cloud_xyz(msg: Any) -> np.ndarray:
+    """x, y, z of an organized PointCloud2 as H x W x 3, read by its PointField layout."""
+    fields = {f.name: (f.offset, f.datatype, f.count) for f in msg.fields}
+    assert not msg.is_bigendian
+    raw = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.row_step)
+    pts = raw[:, : msg.width * msg.point_step].reshape(msg.height, msg.width, msg.point_step)
+    out = np.empty((msg.height, msg.width, 3), np.float32)
+    for i, name in enumerate("xyz"):
+        offset, datatype, count = fields[name]
+        assert (datatype, count) == (7, 1)  # FLOAT32
+        out[..., i] = np.ascontiguousarray(pts[..., offset:offset + 4]).view("<f4")[..., 0]
+    return out
+
+
+@pytest.fixture
+def msgs() -> Any:
+    """Message builders and readers: ``msgs.image(rgb, stamp, frame)``, ``msgs.camera_info(...)``,
+    ``msgs.depth(image_msg)``, ``msgs.cloud_xyz(cloud_msg)``."""
+
+    class _Builders:
+        image = staticmethod(make_image)
+        camera_info = staticmethod(make_camera_info)
+        depth = staticmethod(read_depth)
+        cloud_xyz = staticmethod(read_cloud_xyz)
+
+    return _Builders()
+
+
+class CameraSender:
+    """Publishes image/camera_info pairs like a camera driver (sensor-data QoS)."""
+
+    def __init__(self, ros: RosHarness, image_topic: str = "image", info_topic: str = "camera_info",
+                 image_type: Any = None) -> None:
+        from sensor_msgs.msg import CameraInfo, Image
+
+        self.ros = ros
+        self.image_pub = ros.publisher(image_type or Image, image_topic)
+        self.info_pub = ros.publisher(CameraInfo, info_topic)
+
+    def send(self, rgb: np.ndarray | None = None, k: tuple[float, float, float, float] = (40.0, 40.0, 31.5, 23.5),
+             frame: str = "cam", stamp: Any = None, image: Any = None, info: Any = None,
+             send_info: bool = True, d: list[float] | None = None) -> tuple[int, int]:
+        """Send one pair (``image``/``info`` messages replace the built ones); returns the stamp."""
+        stamp = stamp if stamp is not None else self.ros.now_stamp()
+        if send_info:
+            if info is None:
+                h, w = rgb.shape[:2]
+                info = make_camera_info(w, h, *k, stamp=stamp, frame_id=frame, d=d)
+            self.info_pub.publish(info)
+        self.image_pub.publish(image if image is not None else make_image(rgb, stamp, frame))
+        return stamp.sec, stamp.nanosec
+
+
+@pytest.fixture
+def camera(ros: RosHarness) -> CameraSender:
+    return CameraSender(ros)
+
+
+def stamp_key(msg: Any) -> tuple[int, int]:
+    return msg.header.stamp.sec, msg.header.stamp.nanosec
+
+
+@pytest.fixture
+def key() -> Callable[[Any], tuple[int, int]]:
+    """``key(msg)`` -> ``(sec, nanosec)`` of its header stamp."""
+    return stamp_key

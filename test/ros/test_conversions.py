@@ -1,0 +1,169 @@
+"""Message <-> numpy conversions (real sensor_msgs types, no DDS needed)."""
+
+from __future__ import annotations
+
+import array
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from recon3d_ros.core.camera import PinholeCamera  # noqa: E402
+from recon3d_ros.core.pointcloud import depth_to_cloud  # noqa: E402
+from recon3d_ros.errors import CameraModelError, EncodingError  # noqa: E402
+from recon3d_ros.ros.conversions import (  # noqa: E402
+    camera_from_info,
+    camera_to_info_msg,
+    cloud_to_msg,
+    compressed_to_rgb,
+    depth_to_image_msg,
+    image_to_rgb,
+    ns_to_stamp,
+    stamp_to_ns,
+)
+
+
+def _header(frame: str = "cam", sec: int = 12, nanosec: int = 345) -> Header:
+    h = Header()
+    h.frame_id = frame
+    h.stamp.sec, h.stamp.nanosec = sec, nanosec
+    return h
+
+
+def _info(k, width=64, height=48, d=(0.0,) * 5, frame="cam") -> CameraInfo:
+    msg = CameraInfo()
+    msg.header = _header(frame)
+    msg.width, msg.height = width, height
+    msg.k = [float(v) for v in k]
+    msg.d = list(d)
+    msg.distortion_model = "plumb_bob"
+    return msg
+
+
+def _image(arr: np.ndarray, encoding: str, step: int | None = None) -> Image:
+    msg = Image()
+    msg.header = _header()
+    msg.height, msg.width = arr.shape[:2]
+    msg.encoding = encoding
+    row = arr.shape[1] * arr.itemsize * (arr.shape[2] if arr.ndim == 3 else 1)
+    msg.step = row if step is None else step
+    rows = arr.reshape(arr.shape[0], -1).view(np.uint8)
+    padded = np.zeros((arr.shape[0], msg.step), np.uint8)
+    padded[:, :row] = rows
+    msg.data = array.array("B", padded.tobytes())
+    return msg
+
+
+def test_stamp_round_trip():
+    ns = 1_700_000_000_123_456_789
+    stamp = ns_to_stamp(ns)
+    assert (stamp.sec, stamp.nanosec) == (1_700_000_000, 123_456_789)
+    assert stamp_to_ns(stamp) == ns
+
+
+def test_depth_image_is_32fc1_with_the_given_header_and_exact_values():
+    depth = np.arange(12, dtype=np.float32).reshape(3, 4) / 7.0
+    depth[1, 2] = np.nan
+    msg = depth_to_image_msg(depth, _header("optical", 5, 6))
+    assert msg.encoding == "32FC1"
+    assert (msg.width, msg.height, msg.step) == (4, 3, 16)
+    assert msg.header.frame_id == "optical"
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (5, 6)
+    assert isinstance(msg.data, array.array) and msg.data.typecode == "B"
+    back = np.frombuffer(bytes(msg.data), dtype=">f4" if msg.is_bigendian else "<f4").reshape(3, 4)
+    np.testing.assert_array_equal(back, depth)  # NaN compares equal in assert_array_equal
+
+
+def test_depth_image_rejects_non_2d():
+    with pytest.raises(EncodingError):
+        depth_to_image_msg(np.zeros((2, 2, 2), np.float32), _header())
+
+
+def test_camera_from_info_takes_k_not_the_image_centre():
+    cam = camera_from_info(_info([100.0, 0, 10.0, 0, 110.0, 7.0, 0, 0, 1]))
+    assert (cam.width, cam.height) == (64, 48)
+    assert (cam.fx, cam.fy, cam.cx, cam.cy) == (100.0, 110.0, 10.0, 7.0)
+    assert cam.frame_id == "cam"
+
+
+def test_camera_from_info_applies_roi_and_binning():
+    msg = _info([100.0, 0, 40.0, 0, 100.0, 30.0, 0, 0, 1], width=80, height=60)
+    msg.binning_x = msg.binning_y = 2
+    msg.roi.x_offset, msg.roi.y_offset, msg.roi.width, msg.roi.height = 10, 4, 40, 20
+    cam = camera_from_info(msg)
+    assert (cam.width, cam.height) == (20, 10)
+    assert (cam.fx, cam.cx, cam.cy) == (50.0, 15.0, 13.0)
+
+
+@pytest.mark.parametrize("k", [[0.0] * 9, [math.nan, 0, 1, 0, 1, 1, 0, 0, 1]])
+def test_camera_from_info_rejects_uncalibrated_or_nan_k(k):
+    with pytest.raises(CameraModelError):
+        camera_from_info(_info(k))
+
+
+def test_camera_info_out_matches_the_camera_and_header():
+    cam = PinholeCamera(40, 30, 31.0, 32.0, 19.25, 14.5, frame_id="x")
+    msg = camera_to_info_msg(cam, _header("depth_frame", 1, 2))
+    assert (msg.width, msg.height) == (40, 30)
+    assert msg.header.frame_id == "depth_frame" and msg.header.stamp.nanosec == 2
+    np.testing.assert_allclose(msg.k, [31.0, 0, 19.25, 0, 32.0, 14.5, 0, 0, 1])
+    np.testing.assert_allclose(msg.p, [31.0, 0, 19.25, 0, 0, 32.0, 14.5, 0, 0, 0, 1, 0])
+    np.testing.assert_allclose(msg.r, np.eye(3).reshape(-1))
+    assert msg.distortion_model == "plumb_bob" and list(msg.d) == [0.0] * 5
+    assert (msg.binning_x, msg.binning_y, msg.roi.width, msg.roi.height) == (0, 0, 0, 0)
+    # Round trip through the reader gives the same intrinsics.
+    back = camera_from_info(msg)
+    assert (back.width, back.height, back.fx, back.fy, back.cx, back.cy) == (40, 30, 31.0, 32.0, 19.25, 14.5)
+    assert not back.is_distorted and back.frame_id == "depth_frame"
+
+
+def test_image_to_rgb_swaps_bgr_and_honours_row_padding():
+    rng = np.random.default_rng(0)
+    bgr = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    rgb = image_to_rgb(_image(bgr, "bgr8", step=7 * 3 + 5))
+    np.testing.assert_array_equal(rgb, bgr[..., ::-1])
+
+
+def test_image_to_rgb_rejects_truncated_data_and_unknown_encoding():
+    msg = _image(np.zeros((4, 4, 3), np.uint8), "rgb8")
+    msg.data = array.array("B", bytes(10))
+    with pytest.raises(EncodingError, match="truncated"):
+        image_to_rgb(msg)
+    with pytest.raises(EncodingError, match="unsupported"):
+        image_to_rgb(_image(np.zeros((4, 4, 3), np.uint8), "weird42"))
+
+
+def test_compressed_png_and_jpeg_decode_to_rgb():
+    cv2 = pytest.importorskip("cv2")
+    rgb = np.zeros((16, 20, 3), np.uint8)
+    rgb[..., 0] = 200  # red
+    ok, png = cv2.imencode(".png", rgb[..., ::-1])
+    assert ok
+    msg = CompressedImage(format="png")
+    msg.data = array.array("B", png.tobytes())
+    np.testing.assert_array_equal(compressed_to_rgb(msg), rgb)
+    ok, jpg = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    msg = CompressedImage(format="rgb8; jpeg compressed bgr8")
+    msg.data = array.array("B", jpg.tobytes())
+    out = compressed_to_rgb(msg)
+    assert out.shape == (16, 20, 3)
+    assert abs(int(out[..., 0].mean()) - 200) <= 3 and out[..., 2].mean() < 5
+
+
+def test_cloud_message_carries_the_buffer_fields():
+    cam = PinholeCamera(4, 3, 2.0, 2.0, 1.5, 1.0, frame_id="cam")
+    depth = np.full((3, 4), 2.0, np.float32)
+    depth[0, 0] = np.nan
+    buf = depth_to_cloud(depth, cam, rgb=np.full((3, 4, 3), 9, np.uint8))
+    msg = cloud_to_msg(buf, _header("cam"))
+    assert (msg.width, msg.height, msg.point_step, msg.row_step) == (4, 3, 16, 64)
+    assert [(f.name, f.offset, f.datatype, f.count) for f in msg.fields] == [
+        ("x", 0, 7, 1), ("y", 4, 7, 1), ("z", 8, 7, 1), ("rgb", 12, 7, 1)]
+    assert msg.is_dense is False
+    assert msg.header.frame_id == "cam"
+    assert isinstance(msg.data, array.array) and bytes(msg.data) == buf.data

@@ -1,0 +1,61 @@
+"""Frame statistics, throttled fault logging and the diagnostic status levels."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("rclpy")
+
+from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
+
+from recon3d_ros.ros.diagnostics import FaultReporter, FrameStats, RateMeter, StatsSnapshot, build_status  # noqa: E402
+
+
+def test_rate_meter_counts_events_in_window():
+    meter = RateMeter(window_s=5.0)
+    for i in range(11):
+        meter.tick(100.0 + i * 0.1)
+    assert meter.rate(101.0) == pytest.approx(10.0)
+    assert meter.rate(200.0) == 0.0  # everything expired
+
+
+def test_fault_reporter_logs_once_per_cause_then_throttles():
+    lines: list[str] = []
+    faults = FaultReporter(lines.append, throttle_s=60.0)
+    for _ in range(5):
+        faults.report("/image", "bad image", "truncated")
+    faults.report("/camera_info", "bad camera_info", "K zero")
+    assert len(lines) == 2
+    assert "'/image'" in lines[0] and "bad image" in lines[0] and "truncated" in lines[0]
+    assert faults.counts() == {("/image", "bad image"): 5, ("/camera_info", "bad camera_info"): 1}
+
+
+def test_frame_stats_percentiles():
+    stats = FrameStats()
+    for i in range(1, 101):
+        stats.image_received()
+        stats.frame_published(i / 1000.0, 5.0)
+    snap = stats.snapshot()
+    assert snap.frames_received == 100 and snap.frames_published == 100
+    assert snap.latency_ms["p50"] == pytest.approx(50.5)
+    assert snap.latency_ms["p99"] == pytest.approx(99.01)
+
+
+def _snap(**kw) -> StatsSnapshot:
+    base = dict(input_rate_hz=10.0, output_rate_hz=10.0, frames_received=50, frames_published=50,
+                frames_dropped=0, frames_rejected=0, camera_infos_received=50,
+                latency_ms={"p50": 1.0, "p90": 2.0, "p99": 3.0}, inference_ms=4.0)
+    base.update(kw)
+    return StatsSnapshot(**base)
+
+
+@pytest.mark.parametrize("kw, level", [
+    ({}, DiagnosticStatus.OK),
+    ({"camera_infos_received": 0}, DiagnosticStatus.ERROR),
+    ({"input_rate_hz": 30.0, "output_rate_hz": 5.0}, DiagnosticStatus.WARN),
+])
+def test_status_levels(kw, level):
+    status = build_status("depth_node: depth", "cpu", _snap(**kw), {"backend": "torch"}, "/camera_info", {})
+    assert status.level == level
+    values = {v.key: v.value for v in status.values}
+    assert values["backend"] == "torch" and values["latency_p90_ms"] == "2.0"
