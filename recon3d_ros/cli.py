@@ -16,11 +16,23 @@ from recon3d_ros.errors import Recon3dError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("recon3d_ros.commands.demo", "run the node on a synthetic sequence, image, video or folder"),
-    "train": ("recon3d_ros.commands.train", "train a depth network (synthetic and/or RGB-D folders)"),
+    "demo": (
+        "recon3d_ros.commands.demo",
+        "run the node on a synthetic sequence, image, video or folder",
+    ),
+    "train": (
+        "recon3d_ros.commands.train",
+        "train a depth network (synthetic and/or RGB-D folders)",
+    ),
     "eval": ("recon3d_ros.commands.evaluate", "evaluate a model on RGB-D folders"),
-    "export": ("recon3d_ros.commands.export", "export a model to ONNX (and build TensorRT engines)"),
-    "bench": ("recon3d_ros.commands.bench", "per-stage latency of decode, inference, cloud and publish"),
+    "export": (
+        "recon3d_ros.commands.export",
+        "export a model to ONNX (and build TensorRT engines)",
+    ),
+    "bench": (
+        "recon3d_ros.commands.bench",
+        "per-stage latency of decode, inference, cloud and publish",
+    ),
     "synth": ("recon3d_ros.commands.synth", "render synthetic RGB-D frames to a folder"),
     "cloud": ("recon3d_ros.commands.cloud", "depth/RGB to a PLY point cloud or mesh"),
 }

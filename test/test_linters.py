@@ -113,15 +113,14 @@ def test_package_xml_dependencies(tag: str, names: list[str]) -> None:
 
 
 def test_package_xml_lists_the_ros_messages_the_code_imports() -> None:
-    """Every ROS message package imported by the code must be a declared dependency."""
+    """Every ROS interface package the code imports must be a declared dependency."""
     declared = {element.text for element in package_xml()
                 if element.tag in ('depend', 'exec_depend')}
     imported: set[str] = set()
-    pattern = re.compile(r'^\s*(?:from|import)\s+(\w+_msgs)\b', re.MULTILINE)
+    pattern = re.compile(r'^\s*(?:from|import)\s+(\w+_(?:msgs|interfaces))\b', re.MULTILINE)
     for source in (REPO / PACKAGE).rglob('*.py'):
         imported |= set(pattern.findall(source.read_text(encoding='utf-8')))
-    # rcl_interfaces and builtin_interfaces come with rclpy.
-    missing = sorted(imported - declared - {'rcl_interfaces', 'builtin_interfaces'})
+    missing = sorted(imported - declared)
     assert not missing, f'imported but not declared in package.xml: {missing}'
 
 

@@ -111,18 +111,9 @@ def export_onnx(module: Any, config: ModelConfig, example: np.ndarray, out: Path
         )
     import onnx
 
-    model = onnx.load(str(out))
-    if len(model.graph.output) > 1:
+    if len(onnx.load(str(out)).graph.output) > 1:
         # A script module returning (depth, extras...): keep the depth output and what feeds it.
         onnx.utils.extract_model(str(out), str(out), [names[0]], [names[1]])
-        model = onnx.load(str(out))
-    if dynamic:
-        # Output spatial dims follow the input: name them so tools show it (shape inference may not).
-        for dim_index, dim_name in ((2, "height"), (3, "width")):
-            dims = model.graph.output[0].type.tensor_type.shape.dim
-            if len(dims) == 4 and not dims[dim_index].dim_value:
-                dims[dim_index].dim_param = dim_name
-    onnx.save(model, str(out))
 
 
 def embed_config(out: Path, config: ModelConfig) -> Path:

@@ -3,8 +3,8 @@
 Conventions (REP 103 optical frame, OpenCV pixel grid): pixel centres sit on integer
 coordinates, so a resize by ``s`` maps a continuous coordinate ``u`` to ``(u + 0.5) * s - 0.5``.
 That is the sampling ``cv2.resize`` performs, so intrinsics derived here stay exact for images
-resampled with OpenCV. ``binning`` and ``roi`` follow ``sensor_msgs/CameraInfo`` and image_geometry:
-``K`` describes the full-resolution sensor; the published image is the ROI, then binned.
+resampled with OpenCV. ``binning`` and ``roi`` follow ``sensor_msgs/CameraInfo`` and
+image_geometry: ``K`` describes the full-resolution sensor; the published image is the ROI, then binned.
 """
 
 from __future__ import annotations
@@ -48,9 +48,7 @@ class PinholeCamera:
                 "probably uncalibrated (CameraInfo.k all zeros): calibrate it or publish a K"
             )
         if self.width <= 0 or self.height <= 0:
-            raise CameraModelError(
-                f"image size must be positive, got {self.width}x{self.height}"
-            )
+            raise CameraModelError(f"image size must be positive, got {self.width}x{self.height}")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -93,8 +91,10 @@ class PinholeCamera:
         )
 
     @classmethod
-    def from_fov(cls, width: int, height: int, hfov_deg: float, frame_id: str = "") -> "PinholeCamera":
-        """A centred, square-pixel camera with the given horizontal field of view."""
+    def from_fov(
+        cls, width: int, height: int, hfov_deg: float, frame_id: str = ""
+    ) -> "PinholeCamera":
+        """Build a centred, square-pixel camera with the given horizontal field of view."""
         fx = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
         return cls(width, height, fx, fx, (width - 1) / 2.0, (height - 1) / 2.0, frame_id=frame_id)
 
@@ -138,18 +138,16 @@ class PinholeCamera:
 
     def cropped(self, x: int, y: int, width: int, height: int) -> "PinholeCamera":
         """Intrinsics of the sub-image whose top-left pixel is ``(x, y)``."""
-        return replace(
-            self, width=int(width), height=int(height), cx=self.cx - x, cy=self.cy - y
-        )
+        return replace(self, width=int(width), height=int(height), cx=self.cx - x, cy=self.cy - y)
 
     def padded(self, left: int, top: int, width: int, height: int) -> "PinholeCamera":
-        """Intrinsics after pasting this image at ``(left, top)`` into a ``width`` x ``height`` canvas."""
+        """Intrinsics after pasting this image at ``(left, top)`` into a larger canvas."""
         return replace(
             self, width=int(width), height=int(height), cx=self.cx + left, cy=self.cy + top
         )
 
     def undistorted(self) -> "PinholeCamera":
-        """The same camera with no distortion (what a rectified image follows)."""
+        """Return this camera without distortion (what a rectified image follows)."""
         return replace(self, distortion_model="", d=())
 
     def with_frame_id(self, frame_id: str) -> "PinholeCamera":
@@ -159,7 +157,9 @@ class PinholeCamera:
         """Project N x 3 optical-frame points to N x 2 pixel coordinates (no distortion)."""
         pts = np.asarray(points, dtype=np.float64)
         z = pts[:, 2]
-        return np.stack([self.fx * pts[:, 0] / z + self.cx, self.fy * pts[:, 1] / z + self.cy], axis=1)
+        return np.stack(
+            [self.fx * pts[:, 0] / z + self.cx, self.fy * pts[:, 1] / z + self.cy], axis=1
+        )
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,9 @@ class ImageTransform:
 
         interp = cv2.INTER_AREA if interpolation is None else interpolation
         if self.content_width < self.src_width or self.content_height < self.src_height:
-            resized = cv2.resize(image, (self.content_width, self.content_height), interpolation=interp)
+            resized = cv2.resize(
+                image, (self.content_width, self.content_height), interpolation=interp
+            )
         elif (self.content_width, self.content_height) != (self.src_width, self.src_height):
             resized = cv2.resize(
                 image,
@@ -202,12 +204,19 @@ class ImageTransform:
             resized = image
         if (self.content_width, self.content_height) == (self.dst_width, self.dst_height):
             return resized
-        canvas = np.zeros((self.dst_height, self.dst_width) + resized.shape[2:], dtype=resized.dtype)
-        canvas[self.top:self.top + self.content_height, self.left:self.left + self.content_width] = resized
+        canvas = np.zeros(
+            (self.dst_height, self.dst_width) + resized.shape[2:], dtype=resized.dtype
+        )
+        canvas[
+            self.top:self.top + self.content_height, self.left:self.left + self.content_width
+        ] = resized
         return canvas
 
     def invert_image(
-        self, image: npt.NDArray, width: int | None = None, height: int | None = None,
+        self,
+        image: npt.NDArray,
+        width: int | None = None,
+        height: int | None = None,
         interpolation: int | None = None,
     ) -> npt.NDArray:
         """Crop the content region of a network-sized map and resize it to the source size.
@@ -218,14 +227,18 @@ class ImageTransform:
 
         out_w = self.src_width if width is None else width
         out_h = self.src_height if height is None else height
-        content = image[self.top:self.top + self.content_height, self.left:self.left + self.content_width]
+        content = image[
+            self.top:self.top + self.content_height, self.left:self.left + self.content_width
+        ]
         if content.shape[1] == out_w and content.shape[0] == out_h:
             return content
         interp = cv2.INTER_LINEAR if interpolation is None else interpolation
         return cv2.resize(np.ascontiguousarray(content), (out_w, out_h), interpolation=interp)
 
 
-def stretch_transform(src_width: int, src_height: int, dst_width: int, dst_height: int) -> ImageTransform:
+def stretch_transform(
+    src_width: int, src_height: int, dst_width: int, dst_height: int
+) -> ImageTransform:
     """Resize to exactly ``dst`` ignoring aspect ratio."""
     return ImageTransform(src_width, src_height, dst_width, dst_height, dst_width, dst_height)
 
@@ -238,7 +251,14 @@ def letterbox_transform(
     cw = min(dst_width, max(1, round(src_width * scale)))
     ch = min(dst_height, max(1, round(src_height * scale)))
     return ImageTransform(
-        src_width, src_height, dst_width, dst_height, cw, ch, (dst_width - cw) // 2, (dst_height - ch) // 2
+        src_width,
+        src_height,
+        dst_width,
+        dst_height,
+        cw,
+        ch,
+        (dst_width - cw) // 2,
+        (dst_height - ch) // 2,
     )
 
 

@@ -50,7 +50,7 @@ def _legend(height: int, near: float, far: float, width: int = 70) -> npt.NDArra
     import cv2
 
     bar_w = 16
-    margin = 10
+    margin = min(10, height // 6)
     panel = np.full((height, width, 3), 255, dtype=np.uint8)
     bar_h = max(height - 2 * margin, 2)
     ramp = np.linspace(near, far, bar_h, dtype=np.float32)[:, None].repeat(bar_w, axis=1)
@@ -78,10 +78,22 @@ def depth_panel(
 
 
 def side_by_side(rgb: npt.NDArray[np.uint8], depth: npt.NDArray[np.floating],
-                 near: float | None = None, far: float | None = None) -> npt.NDArray[np.uint8]:
-    """RGB (left) next to its depth colormap and legend (right), as a BGR image to save."""
+                 near: float | None = None, far: float | None = None,
+                 min_height: int = 240) -> npt.NDArray[np.uint8]:
+    """RGB (left) next to its depth colormap and legend (right), as a BGR image to save.
+
+    Images shorter than ``min_height`` are enlarged by a whole factor (nearest neighbour, so
+    pixels stay pixels) to leave room for a readable legend.
+    """
     import cv2
 
+    if near is None or far is None:
+        near, far = depth_range(depth)
+    factor = max(1, math.ceil(min_height / max(depth.shape[0], 1)))
+    if factor > 1:
+        size = (depth.shape[1] * factor, depth.shape[0] * factor)
+        depth = cv2.resize(np.asarray(depth, dtype=np.float32), size, interpolation=cv2.INTER_NEAREST)
+        rgb = cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_NEAREST)
     panel = depth_panel(depth, near, far)
     bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
     if bgr.shape[0] != panel.shape[0]:

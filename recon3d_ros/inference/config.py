@@ -156,7 +156,9 @@ class ModelConfig:
         tensor = np.ascontiguousarray(net.transpose(2, 0, 1)[None])
         return Preprocessed(tensor, transform, transform.apply_camera(camera))
 
-    def to_metric(self, raw: npt.NDArray[np.floating], net_camera: PinholeCamera) -> npt.NDArray[np.float32]:
+    def to_metric(
+        self, raw: npt.NDArray[np.floating], net_camera: PinholeCamera
+    ) -> npt.NDArray[np.float32]:
         """Raw network output (h x w, network grid) to metres along z, NaN where invalid."""
         out = np.asarray(raw, dtype=np.float32)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -183,7 +185,7 @@ class ModelConfig:
         width: int | None = None,
         height: int | None = None,
     ) -> npt.NDArray[np.float32]:
-        """Raw network output to metric depth on the source image grid (or ``width`` x ``height``)."""
+        """Convert raw network output to metric depth on the source grid (or width x height)."""
         grid = np.asarray(raw)
         # Drop batch/channel axes of size 1 (N x 1 x h x w, N x h x w, h x w x 1), never h or w.
         while grid.ndim > 2 and grid.shape[0] == 1:
@@ -197,7 +199,11 @@ class ModelConfig:
             # Networks with a stride-limited head may return a smaller map: bring it to the canvas.
             import cv2
 
-            grid = cv2.resize(grid.astype(np.float32), (t.dst_width, t.dst_height), interpolation=cv2.INTER_LINEAR)
+            grid = cv2.resize(
+                grid.astype(np.float32),
+                (t.dst_width, t.dst_height),
+                interpolation=cv2.INTER_LINEAR,
+            )
         # Resample the raw output, then convert: the conversion factors (canonical focal,
         # disparity) refer to the focal length the network saw, i.e. the canvas camera's.
         raw_src = t.invert_image(grid.astype(np.float32), width, height)

@@ -65,7 +65,7 @@ class NetworkRunner(Protocol):
     def load(self) -> None: ...
 
     def run(self, tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """1 x 3 x h x w normalised input to the raw output map (any shape squeezing to h' x w')."""
+        """Run on a 1 x 3 x h x w normalised input; return the raw output map."""
         ...
 
 
@@ -143,7 +143,7 @@ _SUFFIX_BACKENDS = {
 
 
 def backend_for_path(path: str | Path) -> str:
-    """The default backend for a model file, from its suffix."""
+    """Return the default backend for a model file, from its suffix."""
     suffix = Path(path).suffix.lower()
     try:
         return _SUFFIX_BACKENDS[suffix]
@@ -161,7 +161,9 @@ def create_runner(
     try:
         target = BACKENDS[backend]
     except KeyError:
-        raise ConfigError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}") from None
+        raise ConfigError(
+            f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}"
+        ) from None
     module_name, class_name = target.split(":")
     try:
         module = importlib.import_module(module_name)

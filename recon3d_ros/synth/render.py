@@ -182,6 +182,7 @@ def render_frame(
     hfov_deg: float | None = None,
     kind: str | None = None,
     effects: bool = True,
+    jitter_principal: bool = True,
 ) -> SynthFrame:
     """A random scene and camera, fully determined by ``seed``.
 
@@ -194,9 +195,9 @@ def render_frame(
     scene = sample_scene(rng, kind)
     fov = hfov_deg if hfov_deg is not None else float(rng.uniform(*HFOV_RANGE_DEG))
     base = PinholeCamera.from_fov(width, height, fov)
-    camera = PinholeCamera(
-        width, height, base.fx, base.fy,
-        base.cx + rng.normal(0, 0.02) * width, base.cy + rng.normal(0, 0.02) * height,
-    )
+    jx, jy = rng.normal(0, 0.02, size=2)  # drawn even when unused, so seeds give the same scene
+    if not jitter_principal:
+        jx = jy = 0.0
+    camera = PinholeCamera(width, height, base.fx, base.fy, base.cx + jx * width, base.cy + jy * height)
     frame = render_scene(scene, camera, rng=rng, effects=effects)
     return SynthFrame(frame.rgb, frame.depth, camera, scene.kind, seed)

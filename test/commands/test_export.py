@@ -87,3 +87,27 @@ def test_packaged_default_exports(tmp_path):
     if weights is None or not weights.is_file():
         pytest.skip(f"packaged default weights not built yet ({weights})")
     assert main(["export", "default", "-o", str(tmp_path / "default.onnx")]) == 0
+
+
+class FixedSizeNet(torch.nn.Module):
+    """Only works at 32x40: a dense layer over the flattened image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(2)
+        self.fc = torch.nn.Linear(32 * 40, 32 * 40)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.fc(x[:, 0].reshape(1, 32 * 40))).reshape(1, 1, 32, 40) + 1.0
+
+
+def test_model_without_dynamic_sizes_falls_back_to_a_fixed_export(tmp_path, capsys):
+    src = tmp_path / "fixed.ts"
+    torch.jit.save(torch.jit.script(FixedSizeNet().eval()), str(src),
+                   _extra_files={"recon3d_config.json": json.dumps(ModelConfig(input_width=40, input_height=32).to_dict())})
+    out = tmp_path / "fixed.onnx"
+    assert main(["export", str(src), "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "fixed height/width" in captured.out
+    dims = [d.dim_value for d in onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 3, 32, 40]

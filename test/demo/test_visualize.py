@@ -27,10 +27,13 @@ def test_side_by_side_layout() -> None:
     rgb = np.zeros((30, 40, 3), np.uint8)
     rgb[..., 0] = 255  # pure red in RGB
     depth = np.linspace(1, 3, 30 * 40, dtype=np.float32).reshape(30, 40)
-    image = side_by_side(rgb, depth)
+    image = side_by_side(rgb, depth, min_height=30)
     legend_width = depth_panel(depth).shape[1] - 40
     assert image.shape == (30, 40 + 40 + legend_width, 3)
     assert image[0, 0].tolist() == [0, 0, 255]  # saved as BGR
+    enlarged = side_by_side(rgb, depth, min_height=100)  # small frames grow by a whole factor
+    assert enlarged.shape[0] == 120 and enlarged.shape[1] > 2 * 160
+    np.testing.assert_array_equal(enlarged[:, :160], np.repeat(np.repeat(image[:, :40], 4, 0), 4, 1))
 
 
 def test_render_points_keeps_the_nearest_point() -> None:

@@ -11,7 +11,6 @@ from recon3d_ros.core.camera import PinholeCamera
 from recon3d_ros.errors import ConfigError
 from recon3d_ros.inference.config import ModelConfig, load_config_yaml
 
-
 CAM = PinholeCamera(width=64, height=48, fx=50.0, fy=50.0, cx=31.5, cy=23.5)
 
 
@@ -61,7 +60,11 @@ def test_canonical_focal_rescales_with_the_network_focal_length():
 
 def test_relative_inverse_depth_uses_scale_and_shift_and_marks_nonpositive_invalid():
     cfg = ModelConfig(
-        input_width=4, input_height=2, output_kind="relative_inverse_depth", depth_scale=0.5, depth_shift=0.1
+        input_width=4,
+        input_height=2,
+        output_kind="relative_inverse_depth",
+        depth_scale=0.5,
+        depth_shift=0.1,
     )
     cam = PinholeCamera(4, 2, 3.0, 3.0, 1.5, 0.5)
     pre = cfg.preprocess(np.zeros((2, 4, 3), np.uint8), cam)
@@ -122,13 +125,17 @@ def test_invalid_configs_are_rejected(bad):
 
 
 def test_dict_round_trip_and_yaml_sidecar(tmp_path):
-    cfg = ModelConfig(name="x", input_width=128, input_height=96, canonical_focal=500.0, max_depth=20.0)
+    cfg = ModelConfig(
+        name="x", input_width=128, input_height=96, canonical_focal=500.0, max_depth=20.0
+    )
     again = ModelConfig.from_dict(cfg.to_dict())
     assert again == cfg
     inf_cfg = ModelConfig.from_dict(ModelConfig().to_dict())
     assert math.isinf(inf_cfg.max_depth)
     path = tmp_path / "m.yaml"
-    path.write_text("model:\n  input_width: 64\n  input_height: 48\n  output_kind: relative_inverse_depth\n")
+    path.write_text(
+        "model:\n  input_width: 64\n  input_height: 48\n  output_kind: relative_inverse_depth\n"
+    )
     loaded = load_config_yaml(path)
     assert (loaded.input_width, loaded.output_kind) == (64, "relative_inverse_depth")
     path.write_text("- not a mapping\n")
