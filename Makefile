@@ -46,12 +46,11 @@ $(STAMP): $(SETUP_INPUTS)
 	touch $(VENV)/COLCON_IGNORE
 	touch $@
 
+DEMO_INPUT = $(if $(IMAGE),--image "$(IMAGE)") $(if $(VIDEO),--video "$(VIDEO)") \
+	$(if $(FOLDER),--folder "$(FOLDER)")
+
 demo: $(STAMP)
-	$(ROS_ENV) $(VENV)/bin/recon3d demo \
-		$(if $(IMAGE),--image "$(IMAGE)") \
-		$(if $(VIDEO),--video "$(VIDEO)") \
-		$(if $(FOLDER),--folder "$(FOLDER)") \
-		$(DEMO_ARGS)
+	$(ROS_ENV) $(VENV)/bin/recon3d demo $(strip $(DEMO_INPUT) $(DEMO_ARGS))
 
 bench: $(STAMP)
 	$(ROS_ENV) $(VENV)/bin/recon3d bench $(BENCH_ARGS)
@@ -66,7 +65,7 @@ colcon: $(STAMP)
 	$(VPY) -m colcon build --paths . --build-base build --install-base install
 
 clean:
-	rm -rf build install log tmp *.egg-info
+	rm -rf build install log *.egg-info
 
 distclean: clean
 	rm -rf $(VENV)

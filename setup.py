@@ -7,17 +7,17 @@ import os
 
 from setuptools import find_packages, setup
 
-PACKAGE_NAME = 'recon3d_ros'
+PACKAGE_NAME = "recon3d_ros"
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def read_version() -> str:
     """Return ``__version__`` from the package without importing it (no numpy at build time)."""
-    with open(os.path.join(HERE, PACKAGE_NAME, '__init__.py'), encoding='utf-8') as init:
+    with open(os.path.join(HERE, PACKAGE_NAME, "__init__.py"), encoding="utf-8") as init:
         for line in init:
-            if line.startswith('__version__'):
-                return line.split('=', 1)[1].strip().strip('"\'')
-    raise RuntimeError(f'no __version__ in {PACKAGE_NAME}/__init__.py')
+            if line.startswith("__version__"):
+                return line.split("=", 1)[1].strip().strip('"\'')
+    raise RuntimeError(f"no __version__ in {PACKAGE_NAME}/__init__.py")
 
 
 def share_files(pattern: str) -> list[str]:
@@ -32,34 +32,34 @@ def share_files(pattern: str) -> list[str]:
 setup(
     name=PACKAGE_NAME,
     version=read_version(),
-    packages=find_packages(where=HERE, exclude=['test', 'test.*']),
+    packages=find_packages(where=HERE, exclude=["test", "test.*"]),
     package_data={
         # Shipped default weights (and their configs) live inside the Python package so that
         # both a colcon install and a pip install find them next to the code.
-        PACKAGE_NAME: ['models/weights/*.pt', 'models/weights/*.yaml'],
+        PACKAGE_NAME: ["models/weights/*.pt", "models/weights/*.onnx", "models/weights/*.yaml"],
     },
     include_package_data=False,
     data_files=[
-        ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE_NAME]),
-        ('share/' + PACKAGE_NAME, ['package.xml']),
-        ('share/' + PACKAGE_NAME + '/launch', share_files('launch/*.launch.py')),
-        ('share/' + PACKAGE_NAME + '/config', share_files('config/*.yaml')
-         + share_files('config/*.rviz')),
+        ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE_NAME]),
+        ("share/" + PACKAGE_NAME, ["package.xml"]),
+        ("share/" + PACKAGE_NAME + "/launch", share_files("launch/*.launch.py")),
+        ("share/" + PACKAGE_NAME + "/config", share_files("config/*.yaml")
+         + share_files("config/*.rviz")),
     ],
-    python_requires='>=3.10',
+    python_requires=">=3.10",
     # Runtime dependencies are declared in package.xml (rosdep) and requirements.txt (pip).
     # Listing numpy/opencv here would make setuptools-generated scripts refuse to start on a
     # ROS machine where they come from apt (python3-opencv has no pip metadata).
-    install_requires=['setuptools'],
+    install_requires=["setuptools"],
     zip_safe=False,
-    maintainer='recon3d_ros maintainers',
-    maintainer_email='maintainers@recon3d-ros.dev',
-    description='Monocular metric depth and point clouds for ROS 2 cameras.',
-    license='Apache-2.0',
+    maintainer="recon3d_ros maintainers",
+    maintainer_email="recon3d-ros@example.com",
+    description="Monocular metric depth and point clouds for ROS 2 cameras.",
+    license="Apache-2.0",
     entry_points={
-        'console_scripts': [
-            'depth_node = recon3d_ros.depth_node:main',
-            'recon3d = recon3d_ros.cli:main',
+        "console_scripts": [
+            "depth_node = recon3d_ros.depth_node:main",
+            "recon3d = recon3d_ros.cli:main",
         ],
     },
 )

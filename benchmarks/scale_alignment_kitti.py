@@ -72,8 +72,14 @@ def least_squares(d: np.ndarray, z: np.ndarray) -> tuple[float, float]:
     return float(s), float(b)
 
 
-def evaluate(name: str, disp: np.ndarray, z_fit_ref: np.ndarray, fit_idx: np.ndarray,
-             eval_idx: np.ndarray, z_true: np.ndarray) -> None:
+def evaluate(
+    name: str,
+    disp: np.ndarray,
+    z_fit_ref: np.ndarray,
+    fit_idx: np.ndarray,
+    eval_idx: np.ndarray,
+    z_true: np.ndarray,
+) -> None:
     print(f"\n[{name}] fit on {fit_idx.size} points, evaluated on {eval_idx.size} held-out points")
     rows: list[tuple[str, dict[str, float], str]] = []
     raw = np.where(disp[eval_idx] > 0, 1.0 / disp[eval_idx], np.nan)
@@ -81,15 +87,31 @@ def evaluate(name: str, disp: np.ndarray, z_fit_ref: np.ndarray, fit_idx: np.nda
     med = np.nanmedian(z_fit_ref[fit_idx] * disp[fit_idx])  # median depth ratio on the fit half
     rows.append(("median scaling", metrics(raw * med, z_true[eval_idx]), f"factor {med:.4g}"))
     s_ls, b_ls = least_squares(disp[fit_idx], z_fit_ref[fit_idx])
-    rows.append(("plain least squares", metrics(apply_scale_shift(disp[eval_idx], s_ls, b_ls), z_true[eval_idx]),
-                 f"s={s_ls:.4g} b={b_ls:.4g}"))
+    rows.append(
+        (
+            "plain least squares",
+            metrics(apply_scale_shift(disp[eval_idx], s_ls, b_ls), z_true[eval_idx]),
+            f"s={s_ls:.4g} b={b_ls:.4g}",
+        )
+    )
     for label, scale_only in (("robust scale+shift", False), ("robust scale only", True)):
         fit = fit_scale_shift(disp[fit_idx], z_fit_ref[fit_idx], scale_only=scale_only)
         if fit is None:
-            rows.append((label, {"abs_rel": np.nan, "rmse_m": np.nan, "delta1": np.nan, "valid": 0.0}, "no fit"))
+            rows.append(
+                (
+                    label,
+                    {"abs_rel": np.nan, "rmse_m": np.nan, "delta1": np.nan, "valid": 0.0},
+                    "no fit",
+                )
+            )
             continue
-        rows.append((label, metrics(fit.apply(disp[eval_idx]), z_true[eval_idx]),
-                     f"s={fit.scale:.4g} b={fit.shift:.4g} inliers={fit.inliers}"))
+        rows.append(
+            (
+                label,
+                metrics(fit.apply(disp[eval_idx]), z_true[eval_idx]),
+                f"s={fit.scale:.4g} b={fit.shift:.4g} inliers={fit.inliers}",
+            )
+        )
     print(f"  {'method':26s} {'AbsRel':>8s} {'RMSE m':>8s} {'d<1.25':>7s}  notes")
     for label, m, note in rows:
         print(f"  {label:26s} {m['abs_rel']:8.4f} {m['rmse_m']:8.3f} {m['delta1']:7.3f}  {note}")
@@ -98,7 +120,9 @@ def evaluate(name: str, disp: np.ndarray, z_fit_ref: np.ndarray, fit_idx: np.nda
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--model", default="default", help="model for the 'model' run (preset or file)")
+    parser.add_argument(
+        "--model", default="default", help="model for the 'model' run (preset or file)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if not (args.data / "000008.bin").is_file():
@@ -108,18 +132,25 @@ def main(argv: list[str] | None = None) -> int:
     u, v, z = project_points(points, extrinsic, camera)
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(z.size)
-    fit_idx, eval_idx = np.sort(order[: z.size // 2]), np.sort(order[z.size // 2:])
-    print(f"KITTI 000008: {z.size} LiDAR points in the {camera.width}x{camera.height} image, "
-          f"depth {z.min():.1f}-{z.max():.1f} m")
+    half = z.size // 2
+    fit_idx, eval_idx = np.sort(order[:half]), np.sort(order[half:])
+    print(
+        f"KITTI 000008: {z.size} LiDAR points in the {camera.width}x{camera.height} image, "
+        f"depth {z.min():.1f}-{z.max():.1f} m"
+    )
 
     # Synthetic relative prediction: wrong scale/shift, 5 % noise; 10 % of the reference corrupted.
     true_scale, true_shift = 0.043, 0.004
     disp_syn = (1.0 / z - true_shift) / true_scale * (1.0 + 0.05 * rng.standard_normal(z.size))
     z_ref = z.copy()
     corrupt = rng.random(z.size) < 0.10
-    z_ref[corrupt] = rng.uniform(1.0, 5.0, corrupt.sum())  # e.g. points seen through the windscreen
-    print(f"synthetic: relative disparity = (1/z - {true_shift}) / {true_scale} x (1 + 5% noise); "
-          f"{corrupt.mean():.0%} of the reference depths replaced by 1-5 m outliers")
+    z_ref[corrupt] = rng.uniform(
+        1.0, 5.0, corrupt.sum()
+    )  # e.g. points seen through the windscreen
+    print(
+        f"synthetic: relative disparity = (1/z - {true_shift}) / {true_scale} x (1 + 5% noise); "
+        f"{corrupt.mean():.0%} of the reference depths replaced by 1-5 m outliers"
+    )
     evaluate("synthetic relative disparity", disp_syn, z_ref, fit_idx, eval_idx, z)
 
     try:
@@ -131,8 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     depth = engine.infer(rgb, camera)
     disp_model = sample_at(disparity_from_depth(depth), u, v)
-    print(f"\nmodel {args.model!r}: {engine.config.name}, {engine.config.output_kind}, "
-          f"input {engine.config.input_width}x{engine.config.input_height} ({engine.config.resize_mode})")
+    print(
+        f"\nmodel {args.model!r}: {engine.config.name}, {engine.config.output_kind}, "
+        f"input {engine.config.input_width}x{engine.config.input_height} "
+        f"({engine.config.resize_mode})"
+    )
     evaluate(f"model {args.model}", disp_model, z, fit_idx, eval_idx, z)
     return 0
 

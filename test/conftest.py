@@ -40,7 +40,7 @@ _used_domains: set[int] = set()
 
 @pytest.fixture
 def ros_domain() -> int:
-    """A DDS domain id in 1..200 not used before in this run."""
+    """Return a DDS domain id in 1..200 not used before in this run."""
     while True:
         domain = _RNG.randint(1, 200)
         if domain not in _used_domains:
@@ -106,8 +106,10 @@ class DepthModels:
 
         return _script_and_save(Red(), self.root / f"{name}.ts", self.config(**cfg))
 
-    def slow_constant(self, seconds: float, value: float = 2.0, name: str = "slow", **cfg: Any) -> Path:
-        """A constant-depth model that really computes for about ``seconds`` per frame.
+    def slow_constant(
+        self, seconds: float, value: float = 2.0, name: str = "slow", **cfg: Any
+    ) -> Path:
+        """Write a constant-depth model that really computes for about ``seconds`` per frame.
 
         The work is a chain of matrix products whose count is calibrated here, so the node under
         test runs unmodified code: the model is slow, not the node.
@@ -141,7 +143,9 @@ class DepthModels:
             torch.set_num_threads(threads)
         per_iteration = min(timings[1:]) / 20
         iterations = max(1, int(seconds / max(per_iteration, 1e-6)))
-        return _script_and_save(Slow(value, iterations), self.root / f"{name}.ts", self.config(**cfg))
+        return _script_and_save(
+            Slow(value, iterations), self.root / f"{name}.ts", self.config(**cfg)
+        )
 
 
 @pytest.fixture
@@ -156,8 +160,14 @@ def depth_models(tmp_path: Path) -> DepthModels:
 class NodeProcess:
     """``python -m recon3d_ros.depth_node`` in its own process and DDS domain."""
 
-    def __init__(self, domain: int, log_path: Path, params: dict[str, Any],
-                 params_file: Path | None = CONFIG_YAML, remaps: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        domain: int,
+        log_path: Path,
+        params: dict[str, Any],
+        params_file: Path | None = CONFIG_YAML,
+        remaps: dict[str, str] | None = None,
+    ) -> None:
         cmd = [sys.executable, "-m", "recon3d_ros.depth_node", "--ros-args"]
         if params_file is not None:
             cmd += ["--params-file", str(params_file)]
@@ -168,14 +178,16 @@ class NodeProcess:
         env = dict(os.environ)
         env["ROS_DOMAIN_ID"] = str(domain)
         env["PYTHONPATH"] = os.pathsep.join(
-            [str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+            [str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        )
         env["PYTHONUNBUFFERED"] = "1"
         env.setdefault("OMP_NUM_THREADS", "1")  # the test machine is small and shared
         self.cmd = cmd
         self.log_path = log_path
         self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                     cwd=str(REPO_ROOT))
+        self.proc = subprocess.Popen(
+            cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=str(REPO_ROOT)
+        )
 
     def output(self) -> str:
         self._log.flush()
@@ -217,12 +229,15 @@ def _param_text(value: Any) -> str:
 
 @pytest.fixture
 def start_node(tmp_path: Path, ros_domain: int) -> Iterator[Callable[..., NodeProcess]]:
-    """Factory: ``start_node(model=..., cloud_stride=2)`` -> a running :class:`NodeProcess`."""
+    """Start depth_node processes with parameters as keyword arguments."""
     started: list[NodeProcess] = []
 
-    def _start(params_file: Path | None = CONFIG_YAML, remaps: dict[str, str] | None = None,
-               **params: Any) -> NodeProcess:
-        node = NodeProcess(ros_domain, tmp_path / f"node{len(started)}.log", params, params_file, remaps)
+    def _start(
+        params_file: Path | None = CONFIG_YAML, remaps: dict[str, str] | None = None, **params: Any
+    ) -> NodeProcess:
+        node = NodeProcess(
+            ros_domain, tmp_path / f"node{len(started)}.log", params, params_file, remaps
+        )
         started.append(node)
         return node
 
@@ -289,7 +304,9 @@ class RosHarness:
     def publisher(self, msg_type: Any, topic: str, qos: Any = None) -> Any:
         from rclpy.qos import qos_profile_sensor_data
 
-        return self.node.create_publisher(msg_type, topic, qos if qos is not None else qos_profile_sensor_data)
+        return self.node.create_publisher(
+            msg_type, topic, qos if qos is not None else qos_profile_sensor_data
+        )
 
     def collect(self, msg_type: Any, topic: str, qos: Any = 10) -> Collector:
         collector = Collector()
@@ -326,14 +343,14 @@ def wait_until(predicate: Callable[[], bool], timeout: float, period: float = 0.
 
 
 @pytest.fixture
-def wait() -> Callable[[Callable[[], bool], float], bool]:
-    """``wait(predicate, timeout)`` -> whether it became true in time."""
+def wait_for() -> Callable[[Callable[[], bool], float], bool]:
+    """Poll a predicate until it holds or a timeout passes; returns whether it held."""
     return wait_until
 
 
 # ---------------------------------------------------------------------------------- messages
 def make_image(rgb: np.ndarray, stamp: Any, frame_id: str, encoding: str = "rgb8") -> Any:
-    """A dense sensor_msgs/Image built field by field (independent of the code under test)."""
+    """Build a dense sensor_msgs/Image field by field (independent of the code under test)."""
     from sensor_msgs.msg import Image
 
     arr = np.ascontiguousarray(rgb)
@@ -350,8 +367,17 @@ def make_image(rgb: np.ndarray, stamp: Any, frame_id: str, encoding: str = "rgb8
     return msg
 
 
-def make_camera_info(width: int, height: int, fx: float, fy: float, cx: float, cy: float,
-                     stamp: Any, frame_id: str, d: list[float] | None = None) -> Any:
+def make_camera_info(
+    width: int,
+    height: int,
+    fx: float,
+    fy: float,
+    cx: float,
+    cy: float,
+    stamp: Any,
+    frame_id: str,
+    d: list[float] | None = None,
+) -> Any:
     from sensor_msgs.msg import CameraInfo
 
     msg = CameraInfo()
@@ -367,7 +393,7 @@ def make_camera_info(width: int, height: int, fx: float, fy: float, cx: float, c
 
 
 def read_depth(msg: Any) -> np.ndarray:
-    """A 32FC1 sensor_msgs/Image as H x W float32 (checks encoding and step)."""
+    """Read a 32FC1 sensor_msgs/Image as H x W float32 (checks encoding and step)."""
     assert msg.encoding == "32FC1", msg.encoding
     assert msg.step == msg.width * 4
     dtype = np.dtype(">f4" if msg.is_bigendian else "<f4")
@@ -379,7 +405,7 @@ def read_cloud_xyz(msg: Any) -> np.ndarray:
     fields = {f.name: (f.offset, f.datatype, f.count) for f in msg.fields}
     assert not msg.is_bigendian
     raw = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.row_step)
-    pts = raw[:, : msg.width * msg.point_step].reshape(msg.height, msg.width, msg.point_step)
+    pts = raw[:, :msg.width * msg.point_step].reshape(msg.height, msg.width, msg.point_step)
     out = np.empty((msg.height, msg.width, 3), np.float32)
     for i, name in enumerate("xyz"):
         offset, datatype, count = fields[name]
@@ -390,8 +416,11 @@ def read_cloud_xyz(msg: Any) -> np.ndarray:
 
 @pytest.fixture
 def msgs() -> Any:
-    """Message builders and readers: ``msgs.image(rgb, stamp, frame)``, ``msgs.camera_info(...)``,
-    ``msgs.depth(image_msg)``, ``msgs.cloud_xyz(cloud_msg)``."""
+    """Build and read messages.
+
+    ``msgs.image(rgb, stamp, frame)``, ``msgs.camera_info(...)``, ``msgs.depth(image_msg)``,
+    ``msgs.cloud_xyz(cloud_msg)``.
+    """
 
     class _Builders:
         image = staticmethod(make_image)
@@ -405,18 +434,31 @@ def msgs() -> Any:
 class CameraSender:
     """Publishes image/camera_info pairs like a camera driver (sensor-data QoS)."""
 
-    def __init__(self, ros: RosHarness, image_topic: str = "image", info_topic: str = "camera_info",
-                 image_type: Any = None) -> None:
+    def __init__(
+        self,
+        ros: RosHarness,
+        image_topic: str = "image",
+        info_topic: str = "camera_info",
+        image_type: Any = None,
+    ) -> None:
         from sensor_msgs.msg import CameraInfo, Image
 
         self.ros = ros
         self.image_pub = ros.publisher(image_type or Image, image_topic)
         self.info_pub = ros.publisher(CameraInfo, info_topic)
 
-    def send(self, rgb: np.ndarray | None = None, k: tuple[float, float, float, float] = (40.0, 40.0, 31.5, 23.5),
-             frame: str = "cam", stamp: Any = None, image: Any = None, info: Any = None,
-             send_info: bool = True, d: list[float] | None = None) -> tuple[int, int]:
-        """Send one pair (``image``/``info`` messages replace the built ones); returns the stamp."""
+    def send(
+        self,
+        rgb: np.ndarray | None = None,
+        k: tuple[float, float, float, float] = (40.0, 40.0, 31.5, 23.5),
+        frame: str = "cam",
+        stamp: Any = None,
+        image: Any = None,
+        info: Any = None,
+        send_info: bool = True,
+        d: list[float] | None = None,
+    ) -> tuple[int, int]:
+        """Send one pair (``image``/``info`` replace the built messages); returns the stamp."""
         stamp = stamp if stamp is not None else self.ros.now_stamp()
         if send_info:
             if info is None:
@@ -428,8 +470,14 @@ class CameraSender:
 
 
 @pytest.fixture
-def camera(ros: RosHarness) -> CameraSender:
+def camera_pub(ros: RosHarness) -> CameraSender:
     return CameraSender(ros)
+
+
+@pytest.fixture
+def make_camera(ros: RosHarness) -> Callable[..., CameraSender]:
+    """Make senders on other topics/types (e.g. ``image/compressed``, CompressedImage)."""
+    return lambda **kwargs: CameraSender(ros, **kwargs)
 
 
 def stamp_key(msg: Any) -> tuple[int, int]:
@@ -438,5 +486,5 @@ def stamp_key(msg: Any) -> tuple[int, int]:
 
 @pytest.fixture
 def key() -> Callable[[Any], tuple[int, int]]:
-    """``key(msg)`` -> ``(sec, nanosec)`` of its header stamp."""
+    """Get the ``(sec, nanosec)`` of a message's header stamp."""
     return stamp_key

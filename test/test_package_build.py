@@ -18,14 +18,14 @@ import sys
 
 import pytest
 
-pytest.importorskip('colcon_core', reason='colcon-core is not installed (make setup installs it)')
-pytest.importorskip('colcon_ros', reason='colcon-ros is not installed (make setup installs it)')
+pytest.importorskip("colcon_core", reason="colcon-core is not installed (make setup installs it)")
+pytest.importorskip("colcon_ros", reason="colcon-ros is not installed (make setup installs it)")
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGE = 'recon3d_ros'
-PYTHON_DIR = f'python{sys.version_info.major}.{sys.version_info.minor}'
+PACKAGE = "recon3d_ros"
+PYTHON_DIR = f"python{sys.version_info.major}.{sys.version_info.minor}"
 BUILD_TIMEOUT_S = 300
 
 
@@ -35,58 +35,61 @@ class ColconInstall:
 
     workspace: Path
     prefix: Path  # install/recon3d_ros (colcon's default isolated layout)
+    symlink: bool  # built with --symlink-install
     output: str
 
     @property
     def share(self) -> Path:
-        return self.prefix / 'share' / PACKAGE
+        return self.prefix / "share" / PACKAGE
 
     @property
     def lib(self) -> Path:
-        return self.prefix / 'lib' / PACKAGE
+        return self.prefix / "lib" / PACKAGE
 
     @property
     def site_packages(self) -> Path:
-        return self.prefix / 'lib' / PYTHON_DIR / 'site-packages'
+        return self.prefix / "lib" / PYTHON_DIR / "site-packages"
 
     def env(self) -> dict[str, str]:
-        """Environment equivalent to sourcing install/setup.bash for this package."""
-        env = dict(os.environ)
-        env['PYTHONPATH'] = os.pathsep.join(
-            [str(self.site_packages)] + [p for p in [env.get('PYTHONPATH')] if p])
-        env['AMENT_PREFIX_PATH'] = os.pathsep.join(
-            [str(self.prefix)] + [p for p in [env.get('AMENT_PREFIX_PATH')] if p])
+        """Environment after ``. install/setup.sh``, as a ROS user sources the workspace."""
+        result = subprocess.run(["sh", "-c", ". ./setup.sh && env -0"],
+                                cwd=self.workspace / "install", capture_output=True,
+                                timeout=60)
+        assert result.returncode == 0, result.stderr.decode(errors="replace")
+        env = dict(entry.split("=", 1) for entry in
+                   result.stdout.decode().split("\0") if "=" in entry)
+        assert str(self.prefix) in env.get("AMENT_PREFIX_PATH", ""), env.get("AMENT_PREFIX_PATH")
         return env
 
     def run_python(self, code: str) -> subprocess.CompletedProcess[str]:
         # cwd is the workspace so that the source tree is not importable via the cwd.
-        return subprocess.run([sys.executable, '-c', code], cwd=self.workspace, env=self.env(),
+        return subprocess.run([sys.executable, "-c", code], cwd=self.workspace, env=self.env(),
                               capture_output=True, text=True, timeout=120)
 
 
 def colcon_build(workspace: Path, symlink_install: bool) -> ColconInstall:
-    command = [sys.executable, '-m', 'colcon', '--log-base', str(workspace / 'log'), 'build',
-               '--paths', str(REPO),
-               '--build-base', str(workspace / 'build'),
-               '--install-base', str(workspace / 'install'),
-               '--event-handlers', 'console_direct+']
+    command = [sys.executable, "-m", "colcon", "--log-base", str(workspace / "log"), "build",
+               "--paths", str(REPO),
+               "--build-base", str(workspace / "build"),
+               "--install-base", str(workspace / "install"),
+               "--event-handlers", "console_direct+"]
     if symlink_install:
-        command.append('--symlink-install')
+        command.append("--symlink-install")
     env = dict(os.environ)
     # A developer's ~/.colcon/defaults.yaml must not change what is tested.
-    env['COLCON_HOME'] = str(workspace / 'colcon_home')
+    env["COLCON_HOME"] = str(workspace / "colcon_home")
     result = subprocess.run(command, cwd=workspace, env=env, capture_output=True, text=True,
                             timeout=BUILD_TIMEOUT_S)
     output = result.stdout + result.stderr
-    assert result.returncode == 0, f'colcon build failed ({result.returncode}):\n{output}'
-    return ColconInstall(workspace, workspace / 'install' / PACKAGE, output)
+    assert result.returncode == 0, f"colcon build failed ({result.returncode}):\n{output}"
+    return ColconInstall(workspace, workspace / "install" / PACKAGE, symlink_install, output)
 
 
-@pytest.fixture(scope='module', params=['copy', 'symlink'])
+@pytest.fixture(scope="module", params=["copy", "symlink"])
 def installed(request: pytest.FixtureRequest,
               tmp_path_factory: pytest.TempPathFactory) -> ColconInstall:
-    workspace = tmp_path_factory.mktemp(f'colcon_{request.param}')
-    return colcon_build(workspace, symlink_install=request.param == 'symlink')
+    workspace = tmp_path_factory.mktemp(f"colcon_{request.param}")
+    return colcon_build(workspace, symlink_install=request.param == "symlink")
 
 
 def source_files(pattern: str) -> list[Path]:
@@ -96,65 +99,73 @@ def source_files(pattern: str) -> list[Path]:
 def test_built_as_ament_python_package(installed: ColconInstall) -> None:
     # Only colcon-ros' ament_python build type writes the ament_prefix_path hook; the plain
     # Python build type would install the code but leave the package invisible to ros2.
-    assert (installed.share / 'hook' / 'ament_prefix_path.dsv').is_file(), installed.output
-    marker = installed.prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' / PACKAGE
+    assert (installed.share / "hook" / "ament_prefix_path.dsv").is_file(), installed.output
+    marker = installed.prefix / "share" / "ament_index" / "resource_index" / "packages" / PACKAGE
     assert marker.is_file()
 
 
-@pytest.mark.parametrize('executable', ['depth_node', 'recon3d'])
+@pytest.mark.parametrize("executable", ["depth_node", "recon3d"])
 def test_executables_installed_where_ros2_run_looks(installed: ColconInstall,
                                                     executable: str) -> None:
     path = installed.lib / executable
-    assert path.is_file(), f'{path} missing; setup.cfg [install] install_scripts is wrong?'
+    assert path.is_file(), f"{path} missing; setup.cfg [install] install_scripts is wrong?"
     assert os.access(path, os.X_OK)
 
 
-@pytest.mark.parametrize('relative', [
-    'package.xml',
-    'launch/depth.launch.py',
-    'config/recon3d.yaml',
-    'config/recon3d.rviz',
+@pytest.mark.parametrize("relative", [
+    "package.xml",
+    "launch/depth.launch.py",
+    "config/recon3d.yaml",
+    "config/recon3d.rviz",
 ])
 def test_share_files_installed(installed: ColconInstall, relative: str) -> None:
     installed_file = installed.share / relative
-    assert installed_file.is_file(), f'{installed_file} missing'
+    assert installed_file.is_file(), f"{installed_file} missing"
     assert installed_file.read_bytes() == (REPO / relative).read_bytes()
 
 
 def test_every_launch_and_config_file_installed(installed: ColconInstall) -> None:
-    patterns = ['launch/*.launch.py', 'config/*.yaml', 'config/*.rviz']
+    patterns = ["launch/*.launch.py", "config/*.yaml", "config/*.rviz"]
     missing = [str(path.relative_to(REPO)) for pattern in patterns
                for path in source_files(pattern)
                if not (installed.share / path.relative_to(REPO)).is_file()]
-    assert not missing, f'not installed to share/{PACKAGE}: {missing}'
+    assert not missing, f"not installed to share/{PACKAGE}: {missing}"
 
 
-def test_shipped_weights_installed_with_the_code(installed: ColconInstall) -> None:
-    weights = source_files(f'{PACKAGE}/models/weights/*.pt')
-    if not weights:
-        pytest.skip(f'no weights in {PACKAGE}/models/weights yet (the model helper ships them)')
-    for source in weights + source_files(f'{PACKAGE}/models/weights/*.yaml'):
-        target = installed.site_packages / source.relative_to(REPO)
-        assert target.is_file(), f'{target} missing; check package_data in setup.py'
-        assert target.stat().st_size == source.stat().st_size
+def imported_package_dir(installed: ColconInstall) -> Path:
+    """Directory of the recon3d_ros package that Python imports in the installed environment."""
+    result = installed.run_python("import recon3d_ros; print(recon3d_ros.__file__)")
+    assert result.returncode == 0, result.stderr
+    return Path(result.stdout.strip()).resolve().parent
 
 
 def test_installed_code_is_imported_from_the_install_space(installed: ColconInstall) -> None:
-    result = installed.run_python('import recon3d_ros; print(recon3d_ros.__file__)')
-    assert result.returncode == 0, result.stderr
-    imported = Path(result.stdout.strip()).resolve()
-    if installed.workspace.name.startswith('colcon_symlink'):
+    package_dir = imported_package_dir(installed)
+    if installed.symlink:
         # --symlink-install runs `setup.py develop`: the code is used from the source tree.
-        assert imported.is_relative_to(REPO)
+        assert package_dir == (REPO / PACKAGE).resolve()
     else:
-        assert imported.is_relative_to(installed.site_packages.resolve())
+        assert package_dir == (installed.site_packages / PACKAGE).resolve()
+
+
+def test_shipped_weights_installed_with_the_code(installed: ColconInstall) -> None:
+    weights = source_files(f"{PACKAGE}/models/weights/*.pt")
+    if not weights:
+        pytest.skip(f"no weights in {PACKAGE}/models/weights yet (the model helper ships them)")
+    package_dir = imported_package_dir(installed)
+    shipped = [path for pattern in ("*.pt", "*.onnx", "*.yaml")
+               for path in source_files(f"{PACKAGE}/models/weights/{pattern}")]
+    for source in shipped:
+        target = package_dir / source.relative_to(REPO / PACKAGE)
+        assert target.is_file(), f"{target} missing; check package_data in setup.py"
+        assert target.stat().st_size == source.stat().st_size
 
 
 def test_recon3d_script_runs(installed: ColconInstall) -> None:
-    result = subprocess.run([str(installed.lib / 'recon3d'), '--help'], cwd=installed.workspace,
+    result = subprocess.run([str(installed.lib / "recon3d"), "--help"], cwd=installed.workspace,
                             env=installed.env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    for command in ('demo', 'train', 'eval', 'export', 'bench'):
+    for command in ("demo", "train", "eval", "export", "bench"):
         assert command in result.stdout
 
 
@@ -162,20 +173,34 @@ def test_depth_node_entry_point_resolves(installed: ColconInstall) -> None:
     # Loading the entry point imports recon3d_ros.depth_node (and rclpy) without starting a
     # node: starting one is the job of test/ros and the launch test.
     result = installed.run_python(
-        'from importlib.metadata import distribution\n'
+        "from importlib.metadata import distribution\n"
         f'eps = [e for e in distribution("{PACKAGE}").entry_points if e.name == "depth_node"]\n'
-        'assert len(eps) == 1, eps\n'
-        'main = eps[0].load()\n'
-        'assert callable(main)\n'
-        'print(eps[0].value)\n')
+        "assert len(eps) == 1, eps\n"
+        "main = eps[0].load()\n"
+        "assert callable(main)\n"
+        "print(eps[0].value)\n")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == 'recon3d_ros.depth_node:main'
+    assert result.stdout.strip() == "recon3d_ros.depth_node:main"
 
 
 def test_ament_index_finds_the_share_directory(installed: ColconInstall) -> None:
     # What the launch file (and `ros2 launch recon3d_ros ...`) uses to find its config.
     result = installed.run_python(
-        'from ament_index_python.packages import get_package_share_directory\n'
+        "from ament_index_python.packages import get_package_share_directory\n"
         f'print(get_package_share_directory("{PACKAGE}"))\n')
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()) == installed.share
+
+
+def test_installed_depth_node_starts_and_reports_a_bad_model(installed: ColconInstall) -> None:
+    # `ros2 run recon3d_ros depth_node ...` execs exactly this file. A model path that does not
+    # exist makes the node exit at start-up with a message naming it, without a traceback.
+    missing_model = installed.workspace / "no_such_model.pt"
+    result = subprocess.run(
+        [str(installed.lib / "depth_node"), "--ros-args", "-p", f"model:={missing_model}"],
+        cwd=installed.workspace, env=installed.env(), capture_output=True, text=True,
+        timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert str(missing_model) in output
+    assert "Traceback" not in output

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import array
 import json
+import os
 import statistics
 import sys
 import time
@@ -29,33 +30,61 @@ from typing import Any, Callable
 import numpy as np
 import numpy.typing as npt
 
-STAGES = ("decode_ms", "preprocess_ms", "inference_ms", "postprocess_ms", "publish_ms")
-DETAIL = ("depth_postprocess_ms", "depth_msg_ms", "cloud_ms")
-ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
+STAGES = ('decode_ms', 'preprocess_ms', 'inference_ms', 'postprocess_ms', 'publish_ms')
+DETAIL = ('depth_postprocess_ms', 'depth_msg_ms', 'cloud_ms')
+ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--model", default="default", help="preset name or model file (default: %(default)s)")
-    parser.add_argument("--backend", default="auto", help="torch, onnxruntime, tensorrt or auto")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    parser.add_argument("--precision", default="fp32", help="fp32, fp16, bf16, int8 (backend permitting)")
-    parser.add_argument("--width", type=int, default=640, help="camera image width (default: %(default)s)")
-    parser.add_argument("--height", type=int, default=480, help="camera image height (default: %(default)s)")
-    parser.add_argument("--encoding", default="rgb8", choices=ENCODINGS, help="incoming image encoding")
-    parser.add_argument("--iterations", type=int, default=50, help="timed frames (default: %(default)s)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed frames first (default: %(default)s)")
-    parser.add_argument("--cloud-stride", type=int, default=1, help="cloud decimation, as the node's cloud_stride")
-    parser.add_argument("--domain-id", type=int, default=None,
-                        help="ROS_DOMAIN_ID for the publisher (default: random 1..200)")
+    parser.add_argument(
+        '--json', action='store_true', help='print one JSON object instead of a table'
+    )
+    parser.add_argument(
+        '--model', default='default', help='preset name or model file (default: %(default)s)'
+    )
+    parser.add_argument('--backend', default='auto', help='torch, onnxruntime, tensorrt or auto')
+    parser.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N')
+    parser.add_argument(
+        '--precision', default='fp32', help='fp32, fp16, bf16, int8 (backend permitting)'
+    )
+    parser.add_argument(
+        '--width', type=int, default=640, help='camera image width (default: %(default)s)'
+    )
+    parser.add_argument(
+        '--height', type=int, default=480, help='camera image height (default: %(default)s)'
+    )
+    parser.add_argument(
+        '--encoding', default='rgb8', choices=ENCODINGS, help='incoming image encoding'
+    )
+    parser.add_argument(
+        '--iterations', type=int, default=50, help='timed frames (default: %(default)s)'
+    )
+    parser.add_argument(
+        '--warmup', type=int, default=3, help='untimed frames first (default: %(default)s)'
+    )
+    parser.add_argument(
+        '--cloud-stride', type=int, default=1, help="cloud decimation, as the node's cloud_stride"
+    )
+    parser.add_argument(
+        '--domain-id',
+        type=int,
+        default=None,
+        help='ROS_DOMAIN_ID for the publisher (default: random 1..200)',
+    )
 
 
 def synthetic_pattern(width: int, height: int, seed: int = 0) -> npt.NDArray[np.uint8]:
-    """A deterministic textured RGB image (gradients + noise): content a network can chew on."""
+    """Make a deterministic textured RGB image (gradients + noise) for the network to chew on."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = np.stack([xx / max(width - 1, 1), yy / max(height - 1, 1),
-                     0.5 + 0.5 * np.sin(xx / 13.0) * np.cos(yy / 17.0)], axis=-1)
+    base = np.stack(
+        [
+            xx / max(width - 1, 1),
+            yy / max(height - 1, 1),
+            0.5 + 0.5 * np.sin(xx / 13.0) * np.cos(yy / 17.0),
+        ],
+        axis=-1,
+    )
     noise = rng.normal(0.0, 0.05, size=base.shape).astype(np.float32)
     return (np.clip(base + noise, 0.0, 1.0) * 255.0).astype(np.uint8)
 
@@ -63,20 +92,33 @@ def synthetic_pattern(width: int, height: int, seed: int = 0) -> npt.NDArray[np.
 def _encode(rgb: npt.NDArray[np.uint8], encoding: str) -> npt.NDArray[np.uint8]:
     import cv2
 
-    codes = {"bgr8": cv2.COLOR_RGB2BGR, "rgba8": cv2.COLOR_RGB2RGBA, "bgra8": cv2.COLOR_RGB2BGRA,
-             "mono8": cv2.COLOR_RGB2GRAY}
-    return rgb if encoding == "rgb8" else cv2.cvtColor(rgb, codes[encoding])
+    codes = {
+        'bgr8': cv2.COLOR_RGB2BGR,
+        'rgba8': cv2.COLOR_RGB2RGBA,
+        'bgra8': cv2.COLOR_RGB2BGRA,
+        'mono8': cv2.COLOR_RGB2GRAY,
+    }
+    return rgb if encoding == 'rgb8' else cv2.cvtColor(rgb, codes[encoding])
 
 
-def naive_cloud_bytes(depth: npt.NDArray[np.float32], fx: float, fy: float, cx: float, cy: float,
-                      rgb: npt.NDArray[np.uint8]) -> bytes:
-    """The straightforward cloud: a fresh meshgrid, np.stack and tobytes every frame."""
+def naive_cloud_bytes(
+    depth: npt.NDArray[np.float32],
+    fx: float,
+    fy: float,
+    cx: float,
+    cy: float,
+    rgb: npt.NDArray[np.uint8],
+) -> bytes:
+    """Build the cloud the straightforward way: a fresh meshgrid, np.stack and tobytes."""
     h, w = depth.shape
     u, v = np.meshgrid(np.arange(w), np.arange(h))
     x = (u - cx) * depth / fx
     y = (v - cy) * depth / fy
-    packed = ((rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8)
-              | rgb[..., 2].astype(np.uint32)).view(np.float32)
+    packed = (
+        (rgb[..., 0].astype(np.uint32) << 16)
+        | (rgb[..., 1].astype(np.uint32) << 8)
+        | rgb[..., 2].astype(np.uint32)
+    ).view(np.float32)
     return np.stack([x, y, depth, packed], axis=-1).astype(np.float32).tobytes()
 
 
@@ -90,7 +132,7 @@ def _time_ms(fn: Callable[[], Any], repeat: int) -> float:
 
 
 def data_assignment_costs(nbytes: int, repeat: int = 3) -> dict[str, float]:
-    """ms to set ``PointCloud2.data`` from a numpy array, ``bytes`` and ``array.array``."""
+    """Time setting ``PointCloud2.data`` from a numpy array, ``bytes`` and ``array.array``."""
     from sensor_msgs.msg import PointCloud2
 
     payload = np.random.default_rng(1).integers(0, 255, size=nbytes, dtype=np.uint8)
@@ -100,18 +142,19 @@ def data_assignment_costs(nbytes: int, repeat: int = 3) -> dict[str, float]:
     def assign(value: Any) -> Callable[[], None]:
         def run() -> None:
             msg.data = value
+
         return run
 
     def from_bytes() -> None:
-        out = array.array("B")
+        out = array.array('B')
         out.frombytes(as_bytes)
         msg.data = out
 
     return {
-        "data_bytes": float(nbytes),
-        "data_assign_numpy_ms": _time_ms(assign(payload), repeat),
-        "data_assign_bytes_ms": _time_ms(assign(as_bytes), repeat),
-        "data_assign_array_ms": _time_ms(from_bytes, repeat),
+        'data_bytes': float(nbytes),
+        'data_assign_numpy_ms': _time_ms(assign(payload), repeat),
+        'data_assign_bytes_ms': _time_ms(assign(as_bytes), repeat),
+        'data_assign_array_ms': _time_ms(from_bytes, repeat),
     }
 
 
@@ -133,31 +176,41 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     from recon3d_ros.ros.qos import output_qos
 
     if args.width < 8 or args.height < 8 or args.iterations < 1 or args.warmup < 0:
-        raise ConfigError("need --width/--height >= 8, --iterations >= 1 and --warmup >= 0")
+        raise ConfigError('need --width/--height >= 8, --iterations >= 1 and --warmup >= 0')
     engine = load_engine(args.model, args.backend, args.device, args.precision)
-    camera = PinholeCamera.from_fov(args.width, args.height, 60.0, frame_id="camera_optical_frame")
+    camera = PinholeCamera.from_fov(args.width, args.height, 60.0, frame_id='camera_optical_frame')
     rgb_in = synthetic_pattern(args.width, args.height)
     header = Header(stamp=conversions.ns_to_stamp(time.time_ns()), frame_id=camera.frame_id)
-    image_msg = conversions.array_to_image_msg(_encode(rgb_in, args.encoding), args.encoding, header)
+    image_msg = conversions.array_to_image_msg(
+        _encode(rgb_in, args.encoding), args.encoding, header
+    )
 
     rclpy.init()
     try:
-        node = rclpy.create_node("recon3d_bench")
-        listener = rclpy.create_node("recon3d_bench_listener")
+        node = rclpy.create_node('recon3d_bench')
+        listener = rclpy.create_node('recon3d_bench_listener')
         qos = output_qos()
         pubs = {
-            "depth": node.create_publisher(Image, "depth/image", qos),
-            "info": node.create_publisher(CameraInfo, "depth/camera_info", qos),
-            "points": node.create_publisher(PointCloud2, "points", qos),
+            'depth': node.create_publisher(Image, 'depth/image', qos),
+            'info': node.create_publisher(CameraInfo, 'depth/camera_info', qos),
+            'points': node.create_publisher(PointCloud2, 'points', qos),
         }
         # A matched reader makes publish() serialise and hand data to the transport, as with rviz.
         subs = [
-            listener.create_subscription(Image, "depth/image", lambda _m: None, qos_profile_sensor_data),
-            listener.create_subscription(CameraInfo, "depth/camera_info", lambda _m: None, qos_profile_sensor_data),
-            listener.create_subscription(PointCloud2, "points", lambda _m: None, qos_profile_sensor_data),
+            listener.create_subscription(
+                Image, 'depth/image', lambda _m: None, qos_profile_sensor_data
+            ),
+            listener.create_subscription(
+                CameraInfo, 'depth/camera_info', lambda _m: None, qos_profile_sensor_data
+            ),
+            listener.create_subscription(
+                PointCloud2, 'points', lambda _m: None, qos_profile_sensor_data
+            ),
         ]
         deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline and any(p.get_subscription_count() == 0 for p in pubs.values()):
+        while time.monotonic() < deadline and any(
+            p.get_subscription_count() == 0 for p in pubs.values()
+        ):
             time.sleep(0.02)
         matched = all(p.get_subscription_count() > 0 for p in pubs.values())
 
@@ -171,60 +224,69 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             depth = engine.infer(rgb, camera)
             timings = engine.timings
             t2 = time.perf_counter()
-            header = Header(stamp=conversions.ns_to_stamp(time.time_ns()), frame_id=camera.frame_id)
+            header = Header(
+                stamp=conversions.ns_to_stamp(time.time_ns()), frame_id=camera.frame_id
+            )
             depth_msg = conversions.depth_to_image_msg(depth, header)
             info_msg = conversions.camera_to_info_msg(camera, header)
             t3 = time.perf_counter()
             cloud = depth_to_cloud(depth, camera, rgb, stride=args.cloud_stride)
             cloud_msg = conversions.cloud_to_msg(cloud, header)
             t4 = time.perf_counter()
-            pubs["depth"].publish(depth_msg)
-            pubs["info"].publish(info_msg)
-            pubs["points"].publish(cloud_msg)
+            pubs['depth'].publish(depth_msg)
+            pubs['info'].publish(info_msg)
+            pubs['points'].publish(cloud_msg)
             t5 = time.perf_counter()
             if i < args.warmup:
                 continue
             depth_msg_ms = (t3 - t2) * 1e3
             cloud_ms = (t4 - t3) * 1e3
-            samples["decode_ms"].append((t1 - t0) * 1e3)
-            samples["preprocess_ms"].append(timings.preprocess_ms)
-            samples["inference_ms"].append(timings.inference_ms)
-            samples["depth_postprocess_ms"].append(timings.postprocess_ms)
-            samples["depth_msg_ms"].append(depth_msg_ms)
-            samples["cloud_ms"].append(cloud_ms)
-            samples["postprocess_ms"].append(timings.postprocess_ms + depth_msg_ms + cloud_ms)
-            samples["publish_ms"].append((t5 - t4) * 1e3)
+            samples['decode_ms'].append((t1 - t0) * 1e3)
+            samples['preprocess_ms'].append(timings.preprocess_ms)
+            samples['inference_ms'].append(timings.inference_ms)
+            samples['depth_postprocess_ms'].append(timings.postprocess_ms)
+            samples['depth_msg_ms'].append(depth_msg_ms)
+            samples['cloud_ms'].append(cloud_ms)
+            samples['postprocess_ms'].append(timings.postprocess_ms + depth_msg_ms + cloud_ms)
+            samples['publish_ms'].append((t5 - t4) * 1e3)
 
         result: dict[str, Any] = {k: statistics.median(v) for k, v in samples.items()}
         total = sum(result[k] for k in STAGES)
-        result.update({
-            "total_ms": total,
-            "fps": 1000.0 / total if total > 0 else float("inf"),
-            "width": args.width,
-            "height": args.height,
-            "encoding": args.encoding,
-            "model": str(args.model),
-            "backend": engine.backend,
-            "device": engine.device,
-            "precision": engine.precision,
-            "network_input": f"{engine.config.input_width}x{engine.config.input_height}",
-            "iterations": args.iterations,
-            "cloud_points": int(cloud.width * cloud.height),
-            "cloud_bytes": len(cloud.data),
-            "subscriber_matched": matched,
-            "ros_domain_id": domain_id,
-        })
+        result.update(
+            {
+                'total_ms': total,
+                'fps': 1000.0 / total if total > 0 else float('inf'),
+                'width': args.width,
+                'height': args.height,
+                'encoding': args.encoding,
+                'model': str(args.model),
+                'backend': engine.backend,
+                'device': engine.device,
+                'precision': engine.precision,
+                'network_input': f'{engine.config.input_width}x{engine.config.input_height}',
+                'iterations': args.iterations,
+                'cloud_points': int(cloud.width * cloud.height),
+                'cloud_bytes': len(cloud.data),
+                'subscriber_matched': matched,
+                'ros_domain_id': domain_id,
+                # Figures from a busy machine mislead: say how busy it was.
+                'load_average_1min': os.getloadavg()[0],
+                'cpu_count': os.cpu_count(),
+            }
+        )
         fx, fy, cx, cy = camera.fx, camera.fy, camera.cx, camera.cy
         comparisons: dict[str, float] = {
-            "cloud_core_ms": result["cloud_ms"],
-            "cloud_naive_ms": _time_ms(
+            'cloud_core_ms': result['cloud_ms'],
+            'cloud_naive_ms': _time_ms(
                 lambda: conversions.byte_array(naive_cloud_bytes(depth, fx, fy, cx, cy, rgb)),
-                min(args.iterations, 10)),
+                min(args.iterations, 10),
+            ),
         }
         comparisons.update(data_assignment_costs(len(cloud.data)))
-        comparisons["numpy_vs_bytes_ratio"] = (
-            comparisons["data_assign_numpy_ms"] / max(comparisons["data_assign_bytes_ms"], 1e-6))
-        result["comparisons"] = comparisons
+        comparisons['numpy_vs_bytes_ratio'] = comparisons['data_assign_numpy_ms'] / max(
+            comparisons['data_assign_bytes_ms'], 1e-6
+        )
+        result['comparisons'] = comparisons
         for sub in subs:
             listener.destroy_subscription(sub)
         listener.destroy_node()
@@ -237,42 +299,49 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
 def format_table(result: dict[str, Any]) -> str:
     lines = [
-        f"recon3d bench: {result['width']}x{result['height']} {result['encoding']}, model {result['model']} "
+        f"recon3d bench: {result['width']}x{result['height']} {result['encoding']}, "
+        f"model {result['model']} "
         f"({result['backend']} on {result['device']}, {result['precision']}, network input "
         f"{result['network_input']}), median of {result['iterations']} frames",
-        "",
+        '',
         f"  {'stage':<34}{'ms':>10}",
     ]
     rows = [
-        ("decode (Image -> RGB)", "decode_ms"),
-        ("preprocess (resize, normalise)", "preprocess_ms"),
-        ("inference", "inference_ms"),
-        ("postprocess (depth, messages)", "postprocess_ms"),
-        ("  raw output -> metric depth", "depth_postprocess_ms"),
-        ("  depth Image message", "depth_msg_ms"),
-        ("  depth_to_cloud + PointCloud2", "cloud_ms"),
-        ("publish (depth, info, points)", "publish_ms"),
-        ("total", "total_ms"),
+        ('decode (Image -> RGB)', 'decode_ms'),
+        ('preprocess (resize, normalise)', 'preprocess_ms'),
+        ('inference', 'inference_ms'),
+        ('postprocess (depth, messages)', 'postprocess_ms'),
+        ('  raw output -> metric depth', 'depth_postprocess_ms'),
+        ('  depth Image message', 'depth_msg_ms'),
+        ('  depth_to_cloud + PointCloud2', 'cloud_ms'),
+        ('publish (depth, info, points)', 'publish_ms'),
+        ('total', 'total_ms'),
     ]
     for label, key in rows:
-        lines.append(f"  {label:<34}{result[key]:>10.2f}")
+        lines.append(f'  {label:<34}{result[key]:>10.2f}')
     lines.append(f"  {'throughput (frames/s)':<34}{result['fps']:>10.1f}")
-    c = result["comparisons"]
-    mb = c["data_bytes"] / 1e6
+    c = result['comparisons']
+    mb = c['data_bytes'] / 1e6
     lines += [
-        "",
+        '',
         f"  cloud of {result['cloud_points']} points ({mb:.1f} MB):",
         f"    core depth_to_cloud + message  {c['cloud_core_ms']:8.2f} ms",
         f"    naive meshgrid + stack + bytes {c['cloud_naive_ms']:8.2f} ms",
-        "  assigning PointCloud2.data:",
+        '  assigning PointCloud2.data:',
         f"    numpy array                    {c['data_assign_numpy_ms']:8.2f} ms",
         f"    bytes                          {c['data_assign_bytes_ms']:8.2f} ms",
         f"    array.array('B')               {c['data_assign_array_ms']:8.2f} ms",
         f"    numpy / bytes                  {c['numpy_vs_bytes_ratio']:8.0f} x",
     ]
-    if not result["subscriber_matched"]:
-        lines.append("  note: no subscriber matched within 5 s; publish_ms is without a reader")
-    return "\n".join(lines)
+    load, cpus = result['load_average_1min'], result['cpu_count']
+    if cpus and load > 0.8 * cpus:
+        lines.append(
+            f'  note: load average {load:.1f} on {cpus} CPUs while measuring: other processes '
+            'competed for the CPU, so these figures are pessimistic'
+        )
+    if not result['subscriber_matched']:
+        lines.append('  note: no subscriber matched within 5 s; publish_ms is without a reader')
+    return '\n'.join(lines)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -44,14 +44,14 @@ def _fmt(v: float) -> str:
 
 def _print_table(name: str, res: dict[str, Any], out) -> None:
     print(f"\n== {name}: {len(res['frames'])} frame(s)", file=out)
-    header = f"{'':28s}" + "".join(f"{k:>9s}" for k in _TABLE_KEYS)
+    header = f"{'':36s}" + "".join(f"{k:>9s}" for k in _TABLE_KEYS)
     print(header, file=out)
     rows = [("model", res)]
     for bname, bres in res.get("baselines", {}).items():
         rows.append((f"baseline {bname}", bres))
     for label, r in rows:
         for mode in MODES:
-            print(f"{label + ' / ' + mode:28s}" + "".join(f"{_fmt(r[mode][k]):>9s}" for k in _TABLE_KEYS), file=out)
+            print(f"{label + ' / ' + mode:36s}" + "".join(f"{_fmt(r[mode][k]):>9s}" for k in _TABLE_KEYS), file=out)
     times = [f["infer_ms"] for f in res["frames"] if "infer_ms" in f]
     if times:
         print(f"inference: {sum(times) / len(times):.1f} ms per frame (mean, including pre/post-processing)", file=out)

@@ -24,22 +24,57 @@ MIN_OPSET = 17
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", nargs="?", default="default",
-                        help="preset name or .pt/.pth/.ts file, or an .onnx with --tensorrt (default: %(default)s)")
-    parser.add_argument("-o", "--output", type=Path, default=None,
-                        help="output .onnx path (default: the model's name with .onnx, in the current folder)")
-    parser.add_argument("--opset", type=int, default=MIN_OPSET, help="ONNX opset, >= 17 (default: %(default)s)")
-    parser.add_argument("--static", action="store_true", help="fixed input size (no dynamic height/width)")
-    parser.add_argument("--image-size", default="640x480",
-                        help="camera WxH the example input is made for (keep_aspect models; default: %(default)s)")
-    parser.add_argument("--tolerance", type=float, default=1e-3,
-                        help="max |onnxruntime - torch| relative to the output range (default: %(default)s)")
-    parser.add_argument("--tensorrt", action="store_true", help="also build a TensorRT engine (needs TensorRT + GPU)")
-    parser.add_argument("--precision", default="fp16", choices=("fp32", "fp16", "int8"),
-                        help="TensorRT engine precision (default: %(default)s)")
-    parser.add_argument("--calibration-images", type=Path, default=None,
-                        help="folder of sample images for int8 calibration (typically 100-500 frames)")
-    parser.add_argument("--workspace-mb", type=int, default=2048, help="TensorRT builder workspace (MiB)")
+    parser.add_argument(
+        "model",
+        nargs="?",
+        default="default",
+        help="preset name or .pt/.pth/.ts file, or an .onnx with --tensorrt "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="output .onnx path (default: the model's name with .onnx, in the current folder)",
+    )
+    parser.add_argument(
+        "--opset", type=int, default=MIN_OPSET, help="ONNX opset, >= 17 (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--static", action="store_true", help="fixed input size (no dynamic height/width)"
+    )
+    parser.add_argument(
+        "--image-size",
+        default="640x480",
+        help="camera WxH the example input is made for (keep_aspect models; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-3,
+        help="max |onnxruntime - torch| relative to the output range (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--tensorrt",
+        action="store_true",
+        help="also build a TensorRT engine (needs TensorRT + GPU)",
+    )
+    parser.add_argument(
+        "--precision",
+        default="fp16",
+        choices=("fp32", "fp16", "int8"),
+        help="TensorRT engine precision (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--calibration-images",
+        type=Path,
+        default=None,
+        help="folder of sample images for int8 calibration (typically 100-500 frames)",
+    )
+    parser.add_argument(
+        "--workspace-mb", type=int, default=2048, help="TensorRT builder workspace (MiB)"
+    )
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -61,7 +96,7 @@ def _select_depth(out: Any, output_name: str | None) -> Any:
 
 
 def _depth_only(module: Any, output_name: str | None) -> Any:
-    """An eager module with one output (the depth map) for tracing; script modules stay as they are."""
+    """Wrap an eager module so it has one output (depth) for tracing; keep script modules."""
     import torch
 
     if isinstance(module, torch.jit.ScriptModule):
@@ -79,24 +114,28 @@ def _depth_only(module: Any, output_name: str | None) -> Any:
 
 
 def example_input(config: ModelConfig, image_size: tuple[int, int], seed: int = 0) -> np.ndarray:
-    """A normalised network input of the size this config produces for ``image_size``."""
+    """Make a normalised network input of the size this config produces for ``image_size``."""
     from recon3d_ros.core.camera import PinholeCamera
 
     w, h = image_size
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w]
-    rgb = np.stack([xx * 255 // max(w - 1, 1), yy * 255 // max(h - 1, 1), (xx + yy) % 256], axis=-1)
+    rgb = np.stack(
+        [xx * 255 // max(w - 1, 1), yy * 255 // max(h - 1, 1), (xx + yy) % 256], axis=-1
+    )
     rgb = np.clip(rgb + rng.integers(-20, 21, rgb.shape), 0, 255).astype(np.uint8)
     return config.preprocess(rgb, PinholeCamera.from_fov(w, h, 70.0)).tensor
 
 
 def _other_size(config: ModelConfig, shape: tuple[int, ...]) -> tuple[int, int]:
-    """A second (h, w) to prove dynamic axes work: one step of ``multiple_of`` (or 32) bigger."""
+    """Pick a second (h, w) to prove dynamic axes work: a ``multiple_of`` (or 32) step bigger."""
     step = config.multiple_of if config.multiple_of > 1 else 32
     return shape[2] + step, shape[3] + 2 * step
 
 
-def export_onnx(module: Any, config: ModelConfig, example: np.ndarray, out: Path, opset: int, dynamic: bool) -> None:
+def export_onnx(
+    module: Any, config: ModelConfig, example: np.ndarray, out: Path, opset: int, dynamic: bool
+) -> None:
     import torch
 
     names = (config.input_name or "image", config.output_name or "depth")
@@ -106,8 +145,15 @@ def export_onnx(module: Any, config: ModelConfig, example: np.ndarray, out: Path
         warnings.simplefilter("ignore")
         # The TorchScript-based exporter needs no onnxscript and handles script modules.
         torch.onnx.export(
-            module, (torch.from_numpy(example),), str(out), dynamo=False, opset_version=opset,
-            input_names=[names[0]], output_names=[names[1]], dynamic_axes=axes, do_constant_folding=True,
+            module,
+            (torch.from_numpy(example),),
+            str(out),
+            dynamo=False,
+            opset_version=opset,
+            input_names=[names[0]],
+            output_names=[names[1]],
+            dynamic_axes=axes,
+            do_constant_folding=True,
         )
     import onnx
 
@@ -155,7 +201,9 @@ def compare(
             expected = _select_depth(module(torch.from_numpy(x)), output_name).float().numpy()
         got = session.run(None, {name: x})[0]
         if got.shape != expected.shape:
-            raise ModelLoadError(f"ONNX output shape {got.shape} != torch {expected.shape} for input {x.shape}")
+            raise ModelLoadError(
+                f"ONNX output shape {got.shape} != torch {expected.shape} for input {x.shape}"
+            )
         span = float(np.nanmax(expected) - np.nanmin(expected)) or 1.0
         results.append((tuple(x.shape), float(np.nanmax(np.abs(got - expected))), span))
     return results
@@ -164,7 +212,9 @@ def compare(
 def _load_images(folder: Path, limit: int = 500) -> list[np.ndarray]:
     import cv2
 
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"))[:limit]
+    files = sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp")
+    )[:limit]
     images = []
     for path in files:
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -175,32 +225,53 @@ def _load_images(folder: Path, limit: int = 500) -> list[np.ndarray]:
     return images
 
 
-def build_tensorrt(onnx_path: Path, config: ModelConfig, args: argparse.Namespace, image_size: tuple[int, int]) -> Path:
+def build_tensorrt(
+    onnx_path: Path, config: ModelConfig, args: argparse.Namespace, image_size: tuple[int, int]
+) -> Path:
     """Build ``OUT.engine`` on this GPU, with a ``.json`` record of what it was built for."""
     import torch
 
     from recon3d_ros.inference import tensorrt_backend as trtb
 
     if not torch.cuda.is_available():
-        raise BackendUnavailableError("--tensorrt needs a CUDA GPU; run the export on the target machine")
+        raise BackendUnavailableError(
+            "--tensorrt needs a CUDA GPU; run the export on the target machine"
+        )
     calibrator = None
     images = _load_images(args.calibration_images) if args.calibration_images else []
     if args.precision == "int8":
         if not images:
-            raise ConfigError("--precision int8 needs --calibration-images FOLDER (sample frames of your scenes)")
+            raise ConfigError(
+                "--precision int8 needs --calibration-images FOLDER (sample frames of your scenes)"
+            )
         batches = trtb.calibration_batches(config, images)
-        calibrator = trtb.make_calibrator(trtb._import_trt(), batches, onnx_path.with_suffix(".calib"), "cuda:0")
+        calibrator = trtb.make_calibrator(
+            trtb._import_trt(), batches, onnx_path.with_suffix(".calib"), "cuda:0"
+        )
     shapes = trtb.profile_shapes(config, [image_size])
-    data = trtb.build_engine(onnx_path, args.precision, shapes, workspace_mb=args.workspace_mb,
-                             calibrator=calibrator, input_name=config.input_name)
+    data = trtb.build_engine(
+        onnx_path,
+        args.precision,
+        shapes,
+        workspace_mb=args.workspace_mb,
+        calibrator=calibrator,
+        input_name=config.input_name,
+    )
     engine_path = onnx_path.with_suffix(".engine")
     engine_path.write_bytes(data)
     major, minor = torch.cuda.get_device_capability(0)
-    record = {"model_sha256": trtb.file_sha256(onnx_path), "gpu_name": torch.cuda.get_device_name(0),
-              "compute_capability": f"{major}.{minor}", "tensorrt_version": str(trtb._import_trt().__version__),
-              "precision": args.precision, "input_shapes": [list(s) for s in shapes]}
+    record = {
+        "model_sha256": trtb.file_sha256(onnx_path),
+        "gpu_name": torch.cuda.get_device_name(0),
+        "compute_capability": f"{major}.{minor}",
+        "tensorrt_version": str(trtb._import_trt().__version__),
+        "precision": args.precision,
+        "input_shapes": [list(s) for s in shapes],
+    }
     engine_path.with_name(engine_path.name + ".json").write_text(json.dumps(record, indent=1))
-    engine_path.with_name(engine_path.name + ".yaml").write_text(onnx_path.with_name(onnx_path.name + ".yaml").read_text())
+    engine_path.with_name(engine_path.name + ".yaml").write_text(
+        onnx_path.with_name(onnx_path.name + ".yaml").read_text()
+    )
     return engine_path
 
 
@@ -209,7 +280,9 @@ def run(args: argparse.Namespace) -> int:
     from recon3d_ros.inference.tensorrt_backend import _import_trt
 
     if args.opset < MIN_OPSET:
-        raise ConfigError(f"--opset must be >= {MIN_OPSET} (LayerNormalization and friends), got {args.opset}")
+        raise ConfigError(
+            f"--opset must be >= {MIN_OPSET} (LayerNormalization and friends), got {args.opset}"
+        )
     image_size = _parse_size(args.image_size)
     if args.tensorrt:
         _import_trt()  # fail before the export work when TensorRT is missing
@@ -217,15 +290,26 @@ def run(args: argparse.Namespace) -> int:
     config = source.config
     if source.backend == "onnxruntime":
         if not args.tensorrt:
-            raise ConfigError(f"{source.path} is already ONNX; add --tensorrt to build an engine from it")
+            raise ConfigError(
+                f"{source.path} is already ONNX; add --tensorrt to build an engine from it"
+            )
         engine = build_tensorrt(source.path, config, args, image_size)
         print(f"TensorRT engine: {engine}")
         return 0
     if source.backend != "torch":
-        raise ConfigError(f"export needs a PyTorch model (.pt/.pth/.ts or a torch preset), got {source.path}")
+        raise ConfigError(
+            f"export needs a PyTorch model (.pt/.pth/.ts or a torch preset), got {source.path}"
+        )
 
     from recon3d_ros.inference.torch_backend import TorchRunner
 
+    from recon3d_ros.inference.tensorrt_backend import file_sha256
+
+    # Record which weights this export came from: the loader only uses a packaged ONNX export
+    # in place of its torch file when they match.
+    config = config.replace(
+        extra={**dict(config.extra), "source_sha256": file_sha256(source.path)}
+    )
     runner = TorchRunner(source.path, config, device="cpu")
     runner.load()
     module = _depth_only(runner.module, config.output_name)
@@ -240,13 +324,17 @@ def run(args: argparse.Namespace) -> int:
         try:
             results = compare(module, out, inputs, config.output_name)
             ok = all(err <= args.tolerance * span for _, err, span in results)
-        except Exception as exc:  # noqa: BLE001  (any ORT failure at the second size means "static only")
+        except Exception as exc:  # noqa: BLE001  (any failure there: static only)
             ok, results = False, []
-            print(f"dynamic export failed at a second size ({exc}); exporting with a fixed size", file=sys.stderr)
+            print(
+                f"dynamic export failed at a second size ({exc}); exporting with a fixed size",
+                file=sys.stderr,
+            )
         if not ok:
             if config.resize_mode == "keep_aspect":
                 raise ModelLoadError(
-                    "this model does not export with dynamic height/width, but its config (keep_aspect) "
+                    "this model does not export with dynamic height/width, but its config "
+                    "(keep_aspect) "
                     "feeds camera-dependent sizes; change resize_mode to stretch/letterbox first"
                 )
             dynamic = False
@@ -254,15 +342,23 @@ def run(args: argparse.Namespace) -> int:
             inputs = [example]
     results = compare(module, out, inputs, config.output_name)
     sidecar = embed_config(out, config)
-    print(f"ONNX model: {out} (opset {args.opset}, {'dynamic' if dynamic else 'fixed'} height/width)")
+    print(
+        f"ONNX model: {out} (opset {args.opset}, {'dynamic' if dynamic else 'fixed'} height/width)"
+    )
     print(f"model config: {sidecar} (also in the ONNX metadata)")
     worst = 0.0
     for shape, err, span in results:
-        print(f"  onnxruntime vs torch, input {shape}: max abs error {err:.3g} (output range {span:.3g})")
+        print(
+            f"  onnxruntime vs torch, input {shape}: max abs error {err:.3g} "
+            f"(output range {span:.3g})"
+        )
         worst = max(worst, err / span)
     if worst > args.tolerance:
-        print(f"error: onnxruntime disagrees with torch by {worst:.3g} of the output range "
-              f"(> --tolerance {args.tolerance})", file=sys.stderr)
+        print(
+            f"error: onnxruntime disagrees with torch by {worst:.3g} of the output range "
+            f"(> --tolerance {args.tolerance})",
+            file=sys.stderr,
+        )
         return 1
     if args.tensorrt:
         engine = build_tensorrt(out, config, args, image_size)

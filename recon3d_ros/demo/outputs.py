@@ -7,8 +7,8 @@ subscriber of the node gets, not what the node meant to send.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,8 +18,15 @@ import numpy.typing as npt
 from recon3d_ros.core.camera import PinholeCamera
 from recon3d_ros.errors import Recon3dError
 
-__all__ = ["ReceivedFrame", "cloud_msg_to_xyzrgb", "write_frame_files", "write_cloud", "write_mesh",
-           "write_preview", "write_intrinsics"]
+__all__ = [
+    'ReceivedFrame',
+    'cloud_msg_to_xyzrgb',
+    'write_frame_files',
+    'write_cloud',
+    'write_mesh',
+    'write_preview',
+    'write_intrinsics',
+]
 
 
 @dataclass
@@ -39,13 +46,18 @@ def cloud_msg_to_xyzrgb(msg: Any) -> tuple[npt.NDArray[np.float32], npt.NDArray[
     from recon3d_ros.core.pointcloud import cloud_to_points, unpack_rgb
 
     points = cloud_to_points(
-        msg.data, msg.fields, msg.point_step, msg.width, msg.height,
-        is_bigendian=bool(msg.is_bigendian), row_step=msg.row_step,
+        msg.data,
+        msg.fields,
+        msg.point_step,
+        msg.width,
+        msg.height,
+        is_bigendian=bool(msg.is_bigendian),
+        row_step=msg.row_step,
     ).reshape(-1)
-    xyz = np.stack([points["x"], points["y"], points["z"]], axis=1).astype(np.float32)
+    xyz = np.stack([points['x'], points['y'], points['z']], axis=1).astype(np.float32)
     keep = np.all(np.isfinite(xyz), axis=1)
     names = points.dtype.names or ()
-    colors = unpack_rgb(np.ascontiguousarray(points["rgb"][keep])) if "rgb" in names else None
+    colors = unpack_rgb(np.ascontiguousarray(points['rgb'][keep])) if 'rgb' in names else None
     return xyz[keep], colors
 
 
@@ -64,11 +76,16 @@ def write_frame_files(out: Path, frame: ReceivedFrame, near: float, far: float) 
         return written
     rgb = frame.rgb
     if rgb.shape[:2] != frame.depth.shape:
-        rgb = cv2.resize(rgb, (frame.depth.shape[1], frame.depth.shape[0]), interpolation=cv2.INTER_AREA)
-    for sub in ("colormap", "rgb", "depth"):
+        rgb = cv2.resize(
+            rgb, (frame.depth.shape[1], frame.depth.shape[0]), interpolation=cv2.INTER_AREA
+        )
+    for sub in ('colormap', 'rgb', 'depth'):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    paths = (out / "colormap" / f"{frame.name}.png", out / "rgb" / f"{frame.name}.png",
-             out / "depth" / f"{frame.name}.png")
+    paths = (
+        out / 'colormap' / f'{frame.name}.png',
+        out / 'rgb' / f'{frame.name}.png',
+        out / 'depth' / f'{frame.name}.png',
+    )
     cv2.imwrite(str(paths[0]), side_by_side(rgb, frame.depth, near, far))
     cv2.imwrite(str(paths[1]), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     millimetres = np.nan_to_num(frame.depth * 1000.0, nan=0.0, posinf=0.0, neginf=0.0)
@@ -78,18 +95,30 @@ def write_frame_files(out: Path, frame: ReceivedFrame, near: float, far: float) 
 
 
 def write_intrinsics(out: Path, camera: PinholeCamera, names: Sequence[str]) -> Path:
-    path = out / "intrinsics.json"
-    path.write_text(json.dumps({
-        "fx": camera.fx, "fy": camera.fy, "cx": camera.cx, "cy": camera.cy,
-        "width": camera.width, "height": camera.height, "depth_scale": 1000.0,
-        "rgb": "rgb/{}.png", "depth": "depth/{}.png", "frames": list(names),
-        "note": "depth predicted by the recon3d depth node (not ground truth)",
-    }, indent=2))
+    path = out / 'intrinsics.json'
+    path.write_text(
+        json.dumps(
+            {
+                'fx': camera.fx,
+                'fy': camera.fy,
+                'cx': camera.cx,
+                'cy': camera.cy,
+                'width': camera.width,
+                'height': camera.height,
+                'depth_scale': 1000.0,
+                'rgb': 'rgb/{}.png',
+                'depth': 'depth/{}.png',
+                'frames': list(names),
+                'note': 'depth predicted by the recon3d depth node (not ground truth)',
+            },
+            indent=2,
+        )
+    )
     return path
 
 
 def write_cloud(path: Path, cloud_msg: Any) -> int:
-    """The received cloud as a binary PLY with colour, NaN points dropped; returns the count."""
+    """Write the received cloud as a binary colour PLY without NaN points; return the count."""
     from recon3d_ros.core.ply import write_ply
 
     xyz, colors = cloud_msg_to_xyzrgb(cloud_msg)
@@ -98,17 +127,23 @@ def write_cloud(path: Path, cloud_msg: Any) -> int:
 
 
 def write_mesh(path: Path, frame: ReceivedFrame, max_edge_ratio: float = 0.05) -> tuple[int, int]:
-    """A triangle mesh of the received depth (coloured by the input image)."""
+    """Write a triangle mesh of the received depth, coloured by the input image."""
     import cv2
 
     from recon3d_ros.core.ply import depth_to_mesh, write_ply
 
     if frame.depth is None or frame.camera is None:
-        raise Recon3dError(f"frame {frame.name} has no depth/camera_info from the node; no mesh to write")
+        raise Recon3dError(
+            f'frame {frame.name} has no depth/camera_info from the node; no mesh to write'
+        )
     rgb = frame.rgb
     if rgb.shape[:2] != frame.depth.shape:
-        rgb = cv2.resize(rgb, (frame.depth.shape[1], frame.depth.shape[0]), interpolation=cv2.INTER_AREA)
-    vertices, colors, faces = depth_to_mesh(frame.depth, frame.camera, rgb=rgb, max_edge_ratio=max_edge_ratio)
+        rgb = cv2.resize(
+            rgb, (frame.depth.shape[1], frame.depth.shape[0]), interpolation=cv2.INTER_AREA
+        )
+    vertices, colors, faces = depth_to_mesh(
+        frame.depth, frame.camera, rgb=rgb, max_edge_ratio=max_edge_ratio
+    )
     write_ply(path, vertices, colors, faces)
     return int(len(vertices)), int(len(faces))
 
@@ -122,10 +157,20 @@ def write_preview(ply_path: Path, png_path: Path, width: int = 800, height: int 
 
     data = read_ply(ply_path)
     points, colors = data.points, data.colors
-    views = [render_points(points, colors, width // 2, height, yaw_deg=yaw, pitch_deg=pitch)
-             for yaw, pitch in ((35.0, 20.0), (-60.0, 35.0))]
+    views = [
+        render_points(points, colors, width // 2, height, yaw_deg=yaw, pitch_deg=pitch)
+        for yaw, pitch in ((35.0, 20.0), (-60.0, 35.0))
+    ]
     image = np.concatenate(views, axis=1)
-    cv2.putText(image, f"{ply_path.name}: {len(points)} points, two side views",
-                (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (230, 230, 230), 1, cv2.LINE_AA)
+    cv2.putText(
+        image,
+        f'{ply_path.name}: {len(points)} points, two side views',
+        (8, 20),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.5,
+        (230, 230, 230),
+        1,
+        cv2.LINE_AA,
+    )
     cv2.imwrite(str(png_path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     return int(len(points))

@@ -8,10 +8,11 @@ amount of compute per frame to play a heavy network in overload benchmarks.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+import statistics
+import time
 
-__all__ = ["fast_model", "slow_model", "tiny_config", "save_torchscript", "calibrate_slow_model"]
+__all__ = ['fast_model', 'slow_model', 'tiny_config', 'save_torchscript', 'calibrate_slow_model']
 
 
 def fast_model():
@@ -19,6 +20,7 @@ def fast_model():
     import torch
 
     class BrightnessDepth(torch.nn.Module):
+
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return 2.0 - torch.tanh(x.mean(dim=1, keepdim=True))
 
@@ -30,10 +32,11 @@ def slow_model(matmuls: int, size: int = 256):
     import torch
 
     class SlowDepth(torch.nn.Module):
+
         def __init__(self, count: int, n: int) -> None:
             super().__init__()
             self.count = count
-            self.register_buffer("weight", torch.eye(n) * 0.5)
+            self.register_buffer('weight', torch.eye(n) * 0.5)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             acc = self.weight
@@ -45,14 +48,19 @@ def slow_model(matmuls: int, size: int = 256):
     return SlowDepth(int(matmuls), int(size)).eval()
 
 
-def tiny_config(width: int = 64, height: int = 48, name: str = "tiny"):
-    """The ModelConfig embedded in the tiny models: metric depth at a ``width`` x ``height`` input."""
+def tiny_config(width: int = 64, height: int = 48, name: str = 'tiny'):
+    """Build the ModelConfig the tiny models embed: metric depth, ``width`` x ``height`` input."""
     from recon3d_ros.inference.config import ModelConfig
 
     return ModelConfig(
-        name=name, input_width=width, input_height=height, resize_mode="stretch",
-        output_kind="metric_depth", min_depth=0.1, max_depth=20.0,
-        description="recon3d_ros.demo.tiny_models test model (not a trained network)",
+        name=name,
+        input_width=width,
+        input_height=height,
+        resize_mode='stretch',
+        output_kind='metric_depth',
+        min_depth=0.1,
+        max_depth=20.0,
+        description='recon3d_ros.demo.tiny_models test model (not a trained network)',
     )
 
 
@@ -74,7 +82,9 @@ def save_torchscript(module, path: str | Path, width: int = 64, height: int = 48
     with torch.no_grad():
         out = scripted(torch.zeros(1, 3, height, width))
     if tuple(out.shape) != (1, 1, height, width):
-        raise RuntimeError(f"tiny model produced shape {tuple(out.shape)}, expected (1, 1, {height}, {width})")
+        raise RuntimeError(
+            f'tiny model produced shape {tuple(out.shape)}, expected (1, 1, {height}, {width})'
+        )
     config = json.dumps(tiny_config(width, height).to_dict())
     torch.jit.save(scripted, str(p), _extra_files={CONFIG_EXTRA_FILE: config})
     return p
@@ -90,11 +100,14 @@ def calibrate_slow_model(target_ms: float, size: int = 256, threads: int = 1) ->
         probe = 50
         model = torch.jit.script(slow_model(probe, size))
         x = torch.zeros(1, 3, 8, 8)
+        samples = []
         with torch.no_grad():
             model(x)
-            t0 = time.perf_counter()
-            model(x)
-            per_matmul = (time.perf_counter() - t0) * 1e3 / probe
+            for _ in range(7):  # the median resists a busy machine's hiccups
+                t0 = time.perf_counter()
+                model(x)
+                samples.append((time.perf_counter() - t0) * 1e3 / probe)
+        per_matmul = statistics.median(samples)
     finally:
         torch.set_num_threads(previous)
     return max(1, round(target_ms / max(per_matmul, 1e-3)))

@@ -11,14 +11,16 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["depth_range", "colorize_depth", "depth_panel", "side_by_side", "render_points"]
+__all__ = ['depth_range', 'colorize_depth', 'depth_panel', 'side_by_side', 'render_points']
 
 _INVALID_BGR = (40, 40, 40)
 _BACKGROUND_RGB = (36, 38, 46)  # dark, as in most 3-D viewers: white walls stay visible
 
 
-def depth_range(depth: npt.NDArray[np.floating], low_pct: float = 2.0, high_pct: float = 98.0) -> tuple[float, float]:
-    """A robust metre range of the finite depths (percentiles), for a stable colour scale."""
+def depth_range(
+    depth: npt.NDArray[np.floating], low_pct: float = 2.0, high_pct: float = 98.0
+) -> tuple[float, float]:
+    """Return a robust metre range of the finite depths (percentiles) for the colour scale."""
     finite = depth[np.isfinite(depth) & (depth > 0)]
     if finite.size == 0:
         return 0.0, 1.0
@@ -46,7 +48,7 @@ def colorize_depth(
 
 
 def _legend(height: int, near: float, far: float, width: int = 70) -> npt.NDArray[np.uint8]:
-    """A vertical colour bar labelled in metres, matching :func:`colorize_depth`."""
+    """Draw a vertical colour bar labelled in metres, matching :func:`colorize_depth`."""
     import cv2
 
     bar_w = 16
@@ -54,17 +56,34 @@ def _legend(height: int, near: float, far: float, width: int = 70) -> npt.NDArra
     panel = np.full((height, width, 3), 255, dtype=np.uint8)
     bar_h = max(height - 2 * margin, 2)
     ramp = np.linspace(near, far, bar_h, dtype=np.float32)[:, None].repeat(bar_w, axis=1)
-    panel[margin:margin + bar_h, 4:4 + bar_w] = colorize_depth(ramp, near, far)
+    rows, cols = slice(margin, margin + bar_h), slice(4, 4 + bar_w)
+    panel[rows, cols] = colorize_depth(ramp, near, far)
     scale = max(0.3, min(0.45, height / 600.0))
     for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
         value = near + frac * (far - near)
         y = int(margin + frac * (bar_h - 1))
         cv2.line(panel, (4 + bar_w, y), (4 + bar_w + 4, y), (0, 0, 0), 1)
         text_y = min(max(y + 4, 10), height - 2)
-        cv2.putText(panel, f"{value:.2f}", (4 + bar_w + 6, text_y), cv2.FONT_HERSHEY_SIMPLEX,
-                    scale, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(panel, "m", (4, max(margin - 1, 8)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
-                cv2.LINE_AA)
+        cv2.putText(
+            panel,
+            f'{value:.2f}',
+            (4 + bar_w + 6, text_y),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
+    cv2.putText(
+        panel,
+        'm',
+        (4, max(margin - 1, 8)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (0, 0, 0),
+        1,
+        cv2.LINE_AA,
+    )
     return panel
 
 
@@ -74,12 +93,18 @@ def depth_panel(
     """Colourised depth plus its legend, BGR."""
     if near is None or far is None:
         near, far = depth_range(depth)
-    return np.concatenate([colorize_depth(depth, near, far), _legend(depth.shape[0], near, far)], axis=1)
+    return np.concatenate(
+        [colorize_depth(depth, near, far), _legend(depth.shape[0], near, far)], axis=1
+    )
 
 
-def side_by_side(rgb: npt.NDArray[np.uint8], depth: npt.NDArray[np.floating],
-                 near: float | None = None, far: float | None = None,
-                 min_height: int = 240) -> npt.NDArray[np.uint8]:
+def side_by_side(
+    rgb: npt.NDArray[np.uint8],
+    depth: npt.NDArray[np.floating],
+    near: float | None = None,
+    far: float | None = None,
+    min_height: int = 240,
+) -> npt.NDArray[np.uint8]:
     """RGB (left) next to its depth colormap and legend (right), as a BGR image to save.
 
     Images shorter than ``min_height`` are enlarged by a whole factor (nearest neighbour, so
@@ -92,7 +117,9 @@ def side_by_side(rgb: npt.NDArray[np.uint8], depth: npt.NDArray[np.floating],
     factor = max(1, math.ceil(min_height / max(depth.shape[0], 1)))
     if factor > 1:
         size = (depth.shape[1] * factor, depth.shape[0] * factor)
-        depth = cv2.resize(np.asarray(depth, dtype=np.float32), size, interpolation=cv2.INTER_NEAREST)
+        depth = cv2.resize(
+            np.asarray(depth, dtype=np.float32), size, interpolation=cv2.INTER_NEAREST
+        )
         rgb = cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_NEAREST)
     panel = depth_panel(depth, near, far)
     bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
@@ -146,9 +173,11 @@ def render_points(
     extent = np.percentile(np.abs(rotated[:, :2]), 98, axis=0)
     focal = 0.5 * width / math.tan(math.radians(25.0))
     depth_span = np.percentile(rotated[:, 2], 99) - np.percentile(rotated[:, 2], 1)
-    distance = max(
-        focal * extent[0] / (0.45 * width), focal * extent[1] / (0.45 * height)
-    ) + 0.25 * depth_span + 1e-3
+    distance = (
+        max(focal * extent[0] / (0.45 * width), focal * extent[1] / (0.45 * height))
+        + 0.25 * depth_span
+        + 1e-3
+    )
     z = rotated[:, 2] + distance
     front = z > 1e-3
     rotated, z, cols = rotated[front], z[front], cols[front]
@@ -165,7 +194,7 @@ def render_points(
             zs = z[inside]
             ids = np.nonzero(inside)[0]
             # Far to near, so the nearest write to a pixel wins.
-            order = np.argsort(-zs, kind="stable")
+            order = np.argsort(-zs, kind='stable')
             flat, zs, ids = flat[order], zs[order], ids[order]
             closer = zs < zbuf[flat]
             zbuf[flat[closer]] = zs[closer]

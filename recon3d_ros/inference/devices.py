@@ -66,7 +66,8 @@ def resolve_device(device: str = "auto", *, cuda_is_available: bool | None = Non
         return "cuda:0" if available else "cpu"
     if not available:
         raise BackendUnavailableError(
-            f"device {device!r} was requested but no CUDA GPU is usable here (no GPU, no driver, or "
+            f"device {device!r} was requested but no CUDA GPU is usable here (no GPU, no "
+            "driver, or "
             "a CPU-only torch/onnxruntime build); install the CUDA build of the runtime or set "
             "device to 'cpu' or 'auto'"
         )

@@ -27,7 +27,13 @@ from recon3d_ros.inference.engine import PipelineEngine, StageTimings
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["TorchTensorRunner", "preprocess_torch", "postprocess_torch", "to_metric_torch", "GpuPipelineEngine"]
+__all__ = [
+    "TorchTensorRunner",
+    "preprocess_torch",
+    "postprocess_torch",
+    "to_metric_torch",
+    "GpuPipelineEngine",
+]
 
 
 class TorchTensorRunner(Protocol):
@@ -47,15 +53,23 @@ class TorchTensorRunner(Protocol):
     def stream(self) -> Any: ...
 
 
-def _normalisation(config: ModelConfig, device: "torch.device") -> tuple["torch.Tensor", "torch.Tensor"]:
+def _normalisation(
+    config: ModelConfig, device: "torch.device"
+) -> tuple["torch.Tensor", "torch.Tensor"]:
     import torch
 
-    scale = torch.tensor([1.0 / (255.0 * s) for s in config.std], dtype=torch.float32, device=device)
-    offset = torch.tensor([-m / s for m, s in zip(config.mean, config.std)], dtype=torch.float32, device=device)
+    scale = torch.tensor(
+        [1.0 / (255.0 * s) for s in config.std], dtype=torch.float32, device=device
+    )
+    offset = torch.tensor(
+        [-m / s for m, s in zip(config.mean, config.std)], dtype=torch.float32, device=device
+    )
     return scale.view(1, 3, 1, 1), offset.view(1, 3, 1, 1)
 
 
-def preprocess_torch(rgb: "torch.Tensor", transform: ImageTransform, config: ModelConfig) -> "torch.Tensor":
+def preprocess_torch(
+    rgb: "torch.Tensor", transform: ImageTransform, config: ModelConfig
+) -> "torch.Tensor":
     """H x W x 3 uint8 tensor to the normalised 1 x 3 x h x w float32 network input."""
     import torch
     import torch.nn.functional as F
@@ -73,11 +87,15 @@ def preprocess_torch(rgb: "torch.Tensor", transform: ImageTransform, config: Mod
         return x.contiguous()
     # Padding is black in uint8 space, i.e. the normalised value of 0 (what the numpy path does).
     canvas = offset.expand(1, 3, transform.dst_height, transform.dst_width).clone()
-    canvas[:, :, transform.top:transform.top + size[0], transform.left:transform.left + size[1]] = x
+    rows = slice(transform.top, transform.top + size[0])
+    cols = slice(transform.left, transform.left + size[1])
+    canvas[:, :, rows, cols] = x
     return canvas
 
 
-def to_metric_torch(out: "torch.Tensor", config: ModelConfig, net_camera: PinholeCamera) -> "torch.Tensor":
+def to_metric_torch(
+    out: "torch.Tensor", config: ModelConfig, net_camera: PinholeCamera
+) -> "torch.Tensor":
     """Torch twin of :meth:`ModelConfig.to_metric` (same formulas, same invalid rules)."""
     import torch
 
@@ -114,11 +132,13 @@ def postprocess_torch(
     canvas = (transform.dst_height, transform.dst_width)
     if tuple(grid.shape[-2:]) != canvas:
         grid = F.interpolate(grid, size=canvas, mode="bilinear", align_corners=False)
-    content = grid[
-        :, :, transform.top:transform.top + transform.content_height,
-        transform.left:transform.left + transform.content_width,
-    ]
-    out_size = (transform.src_height if height is None else height, transform.src_width if width is None else width)
+    rows = slice(transform.top, transform.top + transform.content_height)
+    cols = slice(transform.left, transform.left + transform.content_width)
+    content = grid[:, :, rows, cols]
+    out_size = (
+        transform.src_height if height is None else height,
+        transform.src_width if width is None else width,
+    )
     if tuple(content.shape[-2:]) != out_size:
         content = F.interpolate(content, size=out_size, mode="bilinear", align_corners=False)
     return to_metric_torch(content[0, 0], config, net_camera)
@@ -151,13 +171,35 @@ class GpuPipelineEngine(PipelineEngine):
         camera: PinholeCamera,
         output_size: tuple[int, int] | None = None,
     ) -> npt.NDArray[np.float32]:
+        """Depth for ``rgb`` as a numpy array (one device-to-host copy)."""
+        depth = self._run(rgb, camera, output_size, download=True)
+        return depth.numpy().copy()
+
+    def infer_torch(
+        self,
+        rgb: npt.NDArray[np.uint8],
+        camera: PinholeCamera,
+        output_size: tuple[int, int] | None = None,
+    ) -> "torch.Tensor":
+        """Depth as a float32 tensor on the runner's device, for consumers that stay on the GPU."""
+        return self._run(rgb, camera, output_size, download=False)
+
+    def _run(
+        self,
+        rgb: npt.NDArray[np.uint8],
+        camera: PinholeCamera,
+        output_size: tuple[int, int] | None,
+        download: bool,
+    ) -> "torch.Tensor":
         import torch
 
         if not self._loaded:
             self.load()
         rgb = np.ascontiguousarray(rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ConfigError(f"expected an H x W x 3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
+            raise ConfigError(
+                f"expected an H x W x 3 uint8 RGB image, got {rgb.dtype} {rgb.shape}"
+            )
         height, width = rgb.shape[:2]
         transform = self.config.input_transform(width, height)
         net_camera = transform.apply_camera(camera)
@@ -168,8 +210,7 @@ class GpuPipelineEngine(PipelineEngine):
         t0 = time.perf_counter()
         host_in = self._pinned(self._host_in, rgb.shape, torch.uint8)
         host_in.numpy()[...] = rgb
-        host_out = self._pinned(self._host_out, (out_h, out_w), torch.float32)
-        with torch.inference_mode(), (torch.cuda.stream(stream) if cuda else nullcontext()):
+        with torch.inference_mode(), torch.cuda.stream(stream) if cuda else nullcontext():
             events = [torch.cuda.Event(enable_timing=True) for _ in range(4)] if cuda else []
             if cuda:
                 events[0].record()
@@ -183,9 +224,13 @@ class GpuPipelineEngine(PipelineEngine):
             if cuda:
                 events[2].record()
             depth = postprocess_torch(raw, transform, net_camera, self.config, out_w, out_h)
-            host_out.copy_(depth, non_blocking=cuda)
+            if download:
+                host_out = self._pinned(self._host_out, (out_h, out_w), torch.float32)
+                host_out.copy_(depth, non_blocking=cuda)
+                depth = host_out
             if cuda:
                 events[3].record()
+                # One wait per frame: the pinned input buffer is reused by the next frame.
                 stream.synchronize()
         t3 = time.perf_counter()
         if cuda:
@@ -196,4 +241,4 @@ class GpuPipelineEngine(PipelineEngine):
             )
         else:
             self.timings = StageTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
-        return host_out.numpy().copy()
+        return depth

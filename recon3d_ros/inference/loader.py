@@ -12,18 +12,34 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from recon3d_ros.errors import ConfigError, ModelLoadError
+from recon3d_ros.errors import ConfigError, ModelLoadError, Recon3dError
 from recon3d_ros.inference.config import ModelConfig
+from recon3d_ros.inference.devices import resolve_device
 from recon3d_ros.inference.engine import BACKENDS, PipelineEngine, backend_for_path, create_runner
-from recon3d_ros.inference.presets import PRESETS, Preset, find_preset_file, get_preset, model_search_dirs
+from recon3d_ros.inference.presets import (
+    PRESETS,
+    Preset,
+    find_preset_file,
+    get_preset,
+    model_search_dirs,
+)
 
-__all__ = ["ModelSource", "resolve_model", "load_engine", "sidecar_path", "read_sidecar", "BACKEND_SUFFIXES"]
+__all__ = [
+    "ModelSource",
+    "cpu_onnx_twin",
+    "resolve_model",
+    "load_engine",
+    "sidecar_path",
+    "read_sidecar",
+    "BACKEND_SUFFIXES",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -37,7 +53,7 @@ _EXPECTED_FILES = "a TorchScript/.pt checkpoint, .onnx or TensorRT engine file"
 
 @dataclass(frozen=True)
 class ModelSource:
-    """A resolved model: which file, which backend, which config, and where the config came from."""
+    """A resolved model: file, backend, config, and where the config came from."""
 
     path: Path
     backend: str
@@ -55,7 +71,7 @@ def sidecar_path(path: Path) -> Path | None:
 
 
 def read_sidecar(path: Path) -> dict[str, Any]:
-    """The keys a sidecar YAML sets (``model: {...}`` or a flat mapping), unvalidated."""
+    """Return the keys a sidecar YAML sets (``model: {...}`` or a flat mapping), unvalidated."""
     import yaml
 
     try:
@@ -97,15 +113,53 @@ def _preset_file(preset: Preset) -> Path:
         return found
     if preset.packaged is not None:
         raise ModelLoadError(
-            f"preset {preset.name!r} should ship with the package at {preset.packaged_path()}, but "
+            f"preset {preset.name!r} should ship with the package at {preset.packaged_path()}, "
+            "but "
             "that file is missing; reinstall recon3d_ros (or build the weights: see docs/MODEL.md)"
         )
     dirs = ", ".join(str(d) for d in model_search_dirs())
     raise ModelLoadError(
-        f"preset {preset.name!r} needs the file {preset.filename!r}, not found in {dirs}. Download it "
+        f"preset {preset.name!r} needs the file {preset.filename!r}, not found in {dirs}. "
+        "Download it "
         f"yourself ({preset.source}) into one of those folders, or pass its path as model and "
         f"preset={preset.name!r}"
     )
+
+
+def _onnx_source_hash(onnx_path: Path) -> str | None:
+    """Return the sha256 of the torch file an ONNX model was exported from (``recon3d export``)."""
+    from recon3d_ros.inference.onnx_backend import read_embedded_config as read_onnx_config
+
+    sidecar = sidecar_path(onnx_path)
+    config = read_sidecar(sidecar) if sidecar is not None else read_onnx_config(onnx_path)
+    extra = (config or {}).get("extra") or {}
+    return extra.get("source_sha256") if isinstance(extra, Mapping) else None
+
+
+def cpu_onnx_twin(torch_path: Path, onnx_path: Path | None, device: str) -> Path | None:
+    """Return ``onnx_path`` if it should run instead of ``torch_path`` (CPU, same weights)."""
+    if onnx_path is None or not onnx_path.is_file():
+        return None
+    if importlib.util.find_spec("onnxruntime") is None:
+        return None
+    try:
+        if resolve_device(device) != "cpu":
+            return None  # on a GPU the torch path (fp16, CUDA graphs) is the faster one
+    except Recon3dError:
+        return None  # the runner reports device problems with the full message
+    from recon3d_ros.inference.tensorrt_backend import file_sha256
+
+    if _onnx_source_hash(onnx_path) != file_sha256(torch_path):
+        LOG.warning(
+            "%s was not exported from %s (stale export); running the torch model. Re-export with: "
+            "recon3d export %s -o %s",
+            onnx_path,
+            torch_path,
+            torch_path,
+            onnx_path,
+        )
+        return None
+    return onnx_path
 
 
 def resolve_model(
@@ -113,17 +167,27 @@ def resolve_model(
     backend: str = "auto",
     config_overrides: Mapping[str, Any] | None = None,
     preset: str | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
 ) -> ModelSource:
-    """Find the file, pick the backend and build the layered :class:`ModelConfig` (no loading)."""
+    """Find the file, pick the backend and build the layered :class:`ModelConfig` (no loading).
+
+    For a packaged preset with ``backend="auto"`` and fp32 on a CPU, its shipped ONNX export is
+    chosen (onnxruntime) when it was exported from the same weights; otherwise the torch file.
+    """
     text = str(model).strip()
     if not text:
-        raise ConfigError(f"model is empty; give a model file or a preset name: {', '.join(PRESETS)}")
+        raise ConfigError(
+            f"model is empty; give a model file or a preset name: {', '.join(PRESETS)}"
+        )
     chosen: Preset | None = get_preset(preset) if preset else None
     if text in PRESETS and not Path(text).expanduser().is_file():
         if chosen is not None and chosen.name != text:
             raise ConfigError(f"model preset {text!r} conflicts with preset={chosen.name!r}")
         chosen = PRESETS[text]
         path = _preset_file(chosen)
+        if backend == "auto" and precision == "fp32":
+            path = cpu_onnx_twin(path, chosen.packaged_onnx_path(), device) or path
     else:
         path = Path(text).expanduser()
         if not path.exists():
@@ -134,11 +198,14 @@ def resolve_model(
     if backend == "auto":
         backend = backend_for_path(path)
     elif backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}; choose 'auto' or one of {sorted(BACKENDS)}")
+        raise ConfigError(
+            f"unknown backend {backend!r}; choose 'auto' or one of {sorted(BACKENDS)}"
+        )
     elif path.suffix.lower() not in BACKEND_SUFFIXES[backend]:
         raise ModelLoadError(
             f"backend {backend!r} cannot run {path.name}: it takes files ending in "
-            f"{BACKEND_SUFFIXES[backend]}; use backend 'auto' or convert the model (recon3d export)"
+            f"{BACKEND_SUFFIXES[backend]}; use backend 'auto' or convert the model "
+            "(recon3d export)"
         )
 
     layers: list[str] = []
@@ -164,14 +231,18 @@ def resolve_model(
     if not layers:
         LOG.warning(
             "no model config found for %s (no embedded config, no %s.yaml): using ModelConfig() "
-            "defaults, which are probably wrong for this network", path, path.name,
+            "defaults, which are probably wrong for this network",
+            path,
+            path.name,
         )
     if values.get("max_depth") is None and "max_depth" in values:
         values["max_depth"] = math.inf
     try:
         config = ModelConfig.from_dict(values)
     except ConfigError as exc:
-        raise ConfigError(f"model config for {path} (from {', '.join(layers) or 'defaults'}): {exc}") from exc
+        raise ConfigError(
+            f"model config for {path} (from {', '.join(layers) or 'defaults'}): {exc}"
+        ) from exc
     return ModelSource(path, backend, config, chosen.name if chosen else None, tuple(layers))
 
 
@@ -189,10 +260,11 @@ def load_engine(
     """Resolve ``model``, create its backend runner and (by default) load it.
 
     ``gpu_pipeline`` (default: on when the runner runs on CUDA and offers ``run_torch``) moves
-    pre/post-processing to the GPU (:class:`~recon3d_ros.inference.gpu_pipeline.GpuPipelineEngine`).
+    pre/post-processing to the GPU
+    (:class:`~recon3d_ros.inference.gpu_pipeline.GpuPipelineEngine`).
     The returned engine's ``backend``/``device``/``precision`` say what was actually chosen.
     """
-    source = resolve_model(model, backend, config_overrides, preset)
+    source = resolve_model(model, backend, config_overrides, preset, device, precision)
     runner = create_runner(source.backend, source.path, source.config, device, precision)
     use_gpu = gpu_pipeline
     if use_gpu is None:
@@ -205,7 +277,11 @@ def load_engine(
         engine = PipelineEngine(runner, source.config)
     LOG.info(
         "model %s: backend %s, device %s, precision %s, config from %s",
-        source.path, runner.name, runner.device, runner.precision, ", ".join(source.config_layers) or "defaults",
+        source.path,
+        runner.name,
+        runner.device,
+        runner.precision,
+        ", ".join(source.config_layers) or "defaults",
     )
     if load:
         engine.load()

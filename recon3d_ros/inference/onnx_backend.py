@@ -25,7 +25,11 @@ __all__ = ["OnnxRunner", "CONFIG_METADATA_KEY", "read_embedded_config", "choose_
 LOG = logging.getLogger(__name__)
 
 CONFIG_METADATA_KEY = "recon3d_config"  # ONNX metadata_props key holding ModelConfig JSON
-_ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+_ORT_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+}
 
 
 def _import_ort() -> Any:
@@ -40,7 +44,7 @@ def _import_ort() -> Any:
 
 
 def read_embedded_config(path: str | Path) -> dict[str, Any] | None:
-    """ModelConfig dict stored in the ONNX file's metadata (``recon3d export`` writes it)."""
+    """Return the ModelConfig dict in the ONNX metadata (``recon3d export`` writes it)."""
     p = Path(path)
     try:
         import onnx
@@ -49,20 +53,35 @@ def read_embedded_config(path: str | Path) -> dict[str, Any] | None:
     try:
         model = onnx.load(str(p), load_external_data=False)
     except Exception as exc:
-        raise ModelLoadError(f"cannot parse ONNX file {p}: {exc}; is it a complete .onnx model?") from exc
+        raise ModelLoadError(
+            f"cannot parse ONNX file {p}: {exc}; is it a complete .onnx model?"
+        ) from exc
     for prop in model.metadata_props:
         if prop.key == CONFIG_METADATA_KEY:
             try:
                 return dict(json.loads(prop.value))
             except (ValueError, TypeError) as exc:
-                raise ModelLoadError(f"{p}: metadata {CONFIG_METADATA_KEY!r} is not JSON: {exc}") from exc
+                raise ModelLoadError(
+                    f"{p}: metadata {CONFIG_METADATA_KEY!r} is not JSON: {exc}"
+                ) from exc
     return None
+
+
+def _gpu_providers_usable(available: list[str]) -> bool:
+    """Tell whether onnxruntime has GPU providers and (where torch can tell) a GPU exists."""
+    if not {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(available):
+        return False
+    try:
+        import torch
+    except ImportError:
+        return True  # no second opinion: trust the onnxruntime-gpu build
+    return bool(torch.cuda.is_available()) or not torch.version.cuda
 
 
 def choose_providers(
     device: str, precision: str, available: list[str], cache_dir: Path | None = None
 ) -> list[Any]:
-    """Execution providers (with options) for ``device``, best first."""
+    """Return the execution providers (with options) for ``device``, best first."""
     if device == "cpu":
         return ["CPUExecutionProvider"]
     index = cuda_index(device)
@@ -101,11 +120,10 @@ class OnnxRunner:
         self.model_path = Path(model_path)
         self.config = config
         ort = _import_ort()
-        has_gpu = bool({"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(ort.get_available_providers()))
-        # "auto" means a GPU only if onnxruntime itself can use one (a CUDA torch does not help).
-        self.device = resolve_device(device, cuda_is_available=has_gpu if device == "auto" else None)
-        if self.device != "cpu" and not has_gpu:
-            choose_providers(self.device, precision, ort.get_available_providers())  # raises
+        has_gpu = _gpu_providers_usable(ort.get_available_providers())
+        # CUDA here means onnxruntime's own GPU providers (a CUDA build of torch does not help).
+        self.requested_device = device
+        self.device = resolve_device(device, cuda_is_available=has_gpu)
         self.precision = validate_precision(precision, self.name, self.device)
         self.intra_op_threads = intra_op_threads
         self.trt_cache_dir = trt_cache_dir
@@ -119,7 +137,8 @@ class OnnxRunner:
         ort = _import_ort()
         if not self.model_path.is_file():
             raise ModelLoadError(
-                f"model file {self.model_path} does not exist or is not a file; expected an .onnx model"
+                f"model file {self.model_path} does not exist or is not a file; "
+                "expected an .onnx model"
             )
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -127,9 +146,13 @@ class OnnxRunner:
         threads = self.intra_op_threads or max(1, min(8, (os.cpu_count() or 2) - 1))
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        providers = choose_providers(self.device, self.precision, ort.get_available_providers(), self.trt_cache_dir)
+        providers = choose_providers(
+            self.device, self.precision, ort.get_available_providers(), self.trt_cache_dir
+        )
         try:
-            session = ort.InferenceSession(str(self.model_path), sess_options=options, providers=providers)
+            session = ort.InferenceSession(
+                str(self.model_path), sess_options=options, providers=providers
+            )
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
             raise ModelLoadError(
                 f"onnxruntime cannot load {self.model_path}: {exc}; expected a valid .onnx model "
@@ -141,10 +164,14 @@ class OnnxRunner:
         self.output_name = self._pick(self.config.output_name, [o.name for o in outputs], "output")
         in_type = next(i.type for i in inputs if i.name == self.input_name)
         if in_type not in _ORT_TYPES:
-            raise ModelLoadError(f"{self.model_path}: input {self.input_name!r} has type {in_type}; expected float")
+            raise ModelLoadError(
+                f"{self.model_path}: input {self.input_name!r} has type {in_type}; expected float"
+            )
         self._input_dtype = _ORT_TYPES[in_type]
-        if self.precision == "fp16" and self._input_dtype != np.float16 and not any(
-            p == "TensorrtExecutionProvider" for p in session.get_providers()
+        if (
+            self.precision == "fp16"
+            and self._input_dtype != np.float16
+            and not any(p == "TensorrtExecutionProvider" for p in session.get_providers())
         ):
             raise ConfigError(
                 f"precision 'fp16' with onnxruntime needs an fp16 ONNX model or the TensorRT "
@@ -152,8 +179,23 @@ class OnnxRunner:
                 "or backend 'tensorrt'"
             )
         self.providers = list(session.get_providers())
+        if self.device != "cpu" and self.providers == ["CPUExecutionProvider"]:
+            # onnxruntime silently falls back to the CPU when its CUDA libraries fail to load.
+            if self.requested_device != "auto":
+                raise BackendUnavailableError(
+                    f"onnxruntime could not start its GPU providers on {self.device} (see its "
+                    "log: CUDA/cuDNN libraries missing or mismatched); fix the install or use "
+                    "device 'cpu'"
+                )
+            LOG.warning("onnxruntime GPU providers failed to start: running on the CPU")
+            self.device = "cpu"
         self._session = session
-        LOG.info("onnxruntime session on %s (providers %s, %d threads)", self.device, self.providers, threads)
+        LOG.info(
+            "onnxruntime session on %s (providers %s, %d threads)",
+            self.device,
+            self.providers,
+            threads,
+        )
 
     def _pick(self, wanted: str | None, names: list[str], what: str) -> str:
         if wanted is None:

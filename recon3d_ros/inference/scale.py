@@ -66,7 +66,9 @@ class ScaleShift:
 
 def fixed_scale_shift(scale: float, shift: float = 0.0) -> ScaleShift:
     if not (math.isfinite(scale) and scale > 0) or not math.isfinite(shift):
-        raise ConfigError(f"scale must be finite and > 0 and shift finite, got {scale} and {shift}")
+        raise ConfigError(
+            f"scale must be finite and > 0 and shift finite, got {scale} and {shift}"
+        )
     return ScaleShift(float(scale), float(shift))
 
 
@@ -78,7 +80,9 @@ def disparity_from_depth(depth: FloatArray) -> npt.NDArray[np.float32]:
     return out.astype(np.float32)
 
 
-def apply_scale_shift(disparity: FloatArray, scale: float, shift: float) -> npt.NDArray[np.float32]:
+def apply_scale_shift(
+    disparity: FloatArray, scale: float, shift: float
+) -> npt.NDArray[np.float32]:
     """Metric depth from relative disparity; NaN where the metric disparity is not positive."""
     metric = np.asarray(disparity, dtype=np.float32) * np.float32(scale) + np.float32(shift)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -100,7 +104,12 @@ def project_points(
     cam = pts @ t[:3, :3].T + t[:3, 3]
     cam = cam[np.isfinite(cam).all(axis=1) & (cam[:, 2] > min_depth)]
     uv = camera.project(cam)
-    inside = (uv[:, 0] >= -0.5) & (uv[:, 0] < camera.width - 0.5) & (uv[:, 1] >= -0.5) & (uv[:, 1] < camera.height - 0.5)
+    inside = (
+        (uv[:, 0] >= -0.5)
+        & (uv[:, 0] < camera.width - 0.5)
+        & (uv[:, 1] >= -0.5)
+        & (uv[:, 1] < camera.height - 0.5)
+    )
     return uv[inside, 0], uv[inside, 1], cam[inside, 2]
 
 
@@ -121,16 +130,22 @@ def _valid_pairs(pred: FloatArray, target_depth: FloatArray) -> tuple[np.ndarray
     return p[ok], 1.0 / z[ok]
 
 
-def _weighted_fit(d: np.ndarray, t: np.ndarray, w: np.ndarray, scale_only: bool) -> tuple[float, float]:
-    """Minimise sum w * ((s d + b - t) / t)^2: relative disparity error = relative depth error."""
-    a = (d / t)[:, None] if scale_only else np.stack([d / t, 1.0 / t], axis=1)
-    sw = np.sqrt(w)
-    sol, *_ = np.linalg.lstsq(a * sw[:, None], np.ones_like(t) * sw, rcond=None)
-    return (float(sol[0]), 0.0) if scale_only else (float(sol[0]), float(sol[1]))
+def _exact_fit(d: np.ndarray, t: np.ndarray, scale_only: bool) -> tuple[float, float]:
+    """Solve ``s d + b = t`` through a minimal sample (1 point scale-only, else 2)."""
+    if scale_only:
+        return float(t[0] / d[0]), 0.0
+    if d[0] == d[1]:
+        return math.nan, math.nan
+    s = float((t[1] - t[0]) / (d[1] - d[0]))
+    return s, float(t[0] - s * d[0])
 
 
-def _relative_residuals(d: np.ndarray, t: np.ndarray, s: float, b: float) -> np.ndarray:
-    return (s * d + b - t) / t
+def _log_residuals(d: np.ndarray, t: np.ndarray, s: float, b: float) -> np.ndarray:
+    """log(predicted depth / measured depth); +inf where the prediction is not positive."""
+    m = s * d + b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.log(t) - np.log(m)
+    return np.where(m > 0, r, np.inf)
 
 
 def fit_scale_shift(
@@ -141,55 +156,67 @@ def fit_scale_shift(
     min_points: int = 10,
     ransac_trials: int = 64,
     huber_k: float = 1.345,
-    iterations: int = 10,
+    iterations: int = 20,
     inlier_threshold: float = 0.15,
     rng: np.random.Generator | None = None,
 ) -> ScaleShift | None:
     """Robust affine (or scale-only) fit of relative disparity to metric depth samples.
+
+    The model is affine in disparity, the error is measured in log depth (symmetric: 2x too near
+    costs as much as 2x too far, which relative disparity errors do not). RANSAC on minimal
+    samples (scored by the median log error) starts Gauss-Newton iterations with Huber weights;
+    samples far off (> 4 robust sigmas and > ``inlier_threshold``) get no weight.
 
     Returns None when fewer than ``min_points`` valid pairs exist or no plausible fit
     (positive scale) is found; the caller keeps its previous estimate.
     ``inlier_threshold`` is the relative depth error under which a sample counts as inlier.
     """
     d, t = _valid_pairs(pred_disparity, metric_depth)
-    if d.size < max(min_points, 2):
+    size = 1 if scale_only else 2
+    if d.size < max(min_points, size):
         return None
     generator = rng if rng is not None else np.random.default_rng(0)
-    n = d.size
-    # RANSAC on minimal samples: a good start even with a third of the samples wrong.
     best: tuple[float, float] | None = None
     best_score = math.inf
-    size = 1 if scale_only else 2
     for _ in range(ransac_trials):
-        idx = generator.choice(n, size=size, replace=False)
-        s, b = _weighted_fit(d[idx], t[idx], np.ones(size), scale_only)
-        if not (math.isfinite(s) and s > 0):
+        idx = generator.choice(d.size, size=size, replace=False)
+        s, b = _exact_fit(d[idx], t[idx], scale_only)
+        if not (math.isfinite(s) and s > 0 and math.isfinite(b)):
             continue
-        score = float(np.median(np.abs(_relative_residuals(d, t, s, b))))
+        score = float(np.median(np.abs(_log_residuals(d, t, s, b))))
         if score < best_score:
             best, best_score = (s, b), score
     if best is None:
         return None
     s, b = best
-    # IRLS with Huber weights on residuals normalised by a robust sigma; gross outliers get 0.
-    w = np.ones(n)
+    cutoff = math.log1p(inlier_threshold)
     for _ in range(iterations):
-        r = _relative_residuals(d, t, s, b)
-        sigma = max(1.4826 * float(np.median(np.abs(r - np.median(r)))), 1e-6)
+        m = s * d + b
+        r = _log_residuals(d, t, s, b)
+        finite = np.isfinite(r)
+        sigma = max(1.4826 * float(np.median(np.abs(r[finite] - np.median(r[finite])))), 1e-6)
         u = np.abs(r) / sigma
         w = np.where(u <= huber_k, 1.0, huber_k / np.maximum(u, 1e-12))
-        w[np.abs(r) > max(inlier_threshold, 4.0 * sigma)] = 0.0
+        w[~finite | (np.abs(r) > max(cutoff, 4.0 * sigma))] = 0.0
         if np.count_nonzero(w) < size:
             break
-        s_new, b_new = _weighted_fit(d, t, w, scale_only)
+        keep = w > 0
+        # d log(m) / d(s, b) = (d, 1) / m; solve J delta = r in the weighted least-squares sense.
+        jac = (d[keep] / m[keep])[:, None]
+        if not scale_only:
+            jac = np.concatenate([jac, (1.0 / m[keep])[:, None]], axis=1)
+        sw = np.sqrt(w[keep])
+        delta, *_ = np.linalg.lstsq(jac * sw[:, None], r[keep] * sw, rcond=None)
+        s_new = s + float(delta[0])
+        b_new = b + (0.0 if scale_only else float(delta[1]))
         if not (math.isfinite(s_new) and s_new > 0):
             break
-        converged = abs(s_new - s) <= 1e-7 * abs(s) and abs(b_new - b) <= 1e-7 * (abs(b) + 1e-9)
+        step = abs(s_new - s) / s + (0.0 if scale_only else abs(b_new - b) / (abs(b) + s))
         s, b = s_new, b_new
-        if converged:
+        if step < 1e-9:
             break
-    r = _relative_residuals(d, t, s, b)
-    inliers = np.abs(r) <= inlier_threshold
+    r = _log_residuals(d, t, s, b)
+    inliers = np.abs(r) <= cutoff
     if inliers.sum() < max(min_points // 2, size):
         return None
     spread = 1.4826 * float(np.median(np.abs(r[inliers] - np.median(r[inliers]))))
@@ -220,7 +247,7 @@ def ground_plane_scale(
     max_points: int = 6000,
     rng: np.random.Generator | None = None,
 ) -> ScaleShift | None:
-    """Scale from a known camera height: the floor seen in the lower image must lie ``camera_height`` below.
+    """Scale from a known camera height: the floor must lie ``camera_height`` below the camera.
 
     ``relative_depth`` is depth up to scale (shift-free; an affine-invariant map must be close
     to shift-free for the floor to be planar). Searches the lower ``lower_fraction`` of the
@@ -302,7 +329,11 @@ class ScaleSmoother:
         jump = abs(math.log(estimate.scale) - math.log(self.current.scale))
         if jump > self.max_log_jump:
             self.rejected += 1
-            if self._pending and abs(math.log(estimate.scale) - math.log(self._pending[-1].scale)) > self.max_log_jump:
+            if (
+                self._pending
+                and abs(math.log(estimate.scale) - math.log(self._pending[-1].scale))
+                > self.max_log_jump
+            ):
                 self._pending.clear()
             self._pending.append(estimate)
             if len(self._pending) >= self.patience:
@@ -364,13 +395,21 @@ class MetricScaler:
         if mode not in SCALE_MODES:
             raise ConfigError(f"scale mode must be one of {SCALE_MODES}, got {mode!r}")
         if mode == "ground" and camera_height <= 0:
-            raise ConfigError("scale mode 'ground' needs camera_height > 0 (metres above the floor)")
+            raise ConfigError(
+                "scale mode 'ground' needs camera_height > 0 (metres above the floor)"
+            )
         self.mode = mode
         self.fixed = fixed_scale_shift(scale, shift)
         self.camera_height = float(camera_height)
-        ext = np.eye(4) if extrinsic is None or len(np.asarray(extrinsic).reshape(-1)) == 0 else np.asarray(extrinsic, dtype=np.float64)
+        ext = (
+            np.eye(4)
+            if extrinsic is None or len(np.asarray(extrinsic).reshape(-1)) == 0
+            else np.asarray(extrinsic, dtype=np.float64)
+        )
         if ext.size != 16 or not np.isfinite(ext).all():
-            raise ConfigError(f"extrinsic must be 16 finite numbers (4x4 row-major), got {ext.size}")
+            raise ConfigError(
+                f"extrinsic must be 16 finite numbers (4x4 row-major), got {ext.size}"
+            )
         self.extrinsic = ext.reshape(4, 4)
         self.min_points = int(min_points)
         self.scale_only = bool(scale_only)
@@ -385,11 +424,11 @@ class MetricScaler:
         self._points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
 
     def set_reference_depth(self, depth: FloatArray) -> None:
-        """A metric depth image registered to the camera image (0 or NaN = no measurement)."""
+        """Set a metric depth image registered to the camera image (0 or NaN = no measurement)."""
         self._depth = np.asarray(depth, dtype=np.float64)
 
     def estimate(self, relative_depth: FloatArray, camera: PinholeCamera) -> ScaleShift | None:
-        """This frame's raw estimate (before smoothing), or None without usable references."""
+        """Estimate this frame's scale (before smoothing); None without usable references."""
         disparity = disparity_from_depth(relative_depth)
         if self.mode == "ground":
             return ground_plane_scale(relative_depth, camera, self.camera_height)
@@ -407,14 +446,19 @@ class MetricScaler:
             if ref.shape != disparity.shape:
                 import cv2
 
-                ref = cv2.resize(ref, (disparity.shape[1], disparity.shape[0]), interpolation=cv2.INTER_NEAREST)
+                ref = cv2.resize(
+                    ref, (disparity.shape[1], disparity.shape[0]), interpolation=cv2.INTER_NEAREST
+                )
             preds.append(disparity.reshape(-1).astype(np.float64))
             targets.append(ref.reshape(-1))
             self._depth = None
         if not preds:
             return None
         return fit_scale_shift(
-            np.concatenate(preds), np.concatenate(targets), scale_only=self.scale_only, min_points=self.min_points
+            np.concatenate(preds),
+            np.concatenate(targets),
+            scale_only=self.scale_only,
+            min_points=self.min_points,
         )
 
     def apply(self, relative_depth: FloatArray, camera: PinholeCamera) -> npt.NDArray[np.float32]:

@@ -31,7 +31,12 @@ import numpy.typing as npt
 
 from recon3d_ros.errors import BackendUnavailableError, ConfigError, InferenceError, ModelLoadError
 from recon3d_ros.inference.config import ModelConfig
-from recon3d_ros.inference.devices import cuda_index, resolve_device, validate_precision
+from recon3d_ros.inference.devices import (
+    BACKEND_PRECISIONS,
+    cuda_index,
+    resolve_device,
+    validate_precision,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -49,6 +54,7 @@ __all__ = [
     "store_engine",
     "build_engine",
     "calibration_batches",
+    "check_engine_record",
     "make_calibrator",
 ]
 
@@ -66,7 +72,9 @@ def _import_trt() -> Any:
     try:
         import tensorrt as trt
     except ImportError as exc:
-        raise BackendUnavailableError(f"backend 'tensorrt' is not available: {exc}; {INSTALL_HINT}") from exc
+        raise BackendUnavailableError(
+            f"backend 'tensorrt' is not available: {exc}; {INSTALL_HINT}"
+        ) from exc
     return trt
 
 
@@ -85,7 +93,7 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
 
 @dataclass(frozen=True)
 class EngineKey:
-    """Everything a serialised engine depends on; two engines are interchangeable iff keys are equal."""
+    """Everything a serialised engine depends on: equal keys, interchangeable engines."""
 
     model_sha256: str
     gpu_name: str
@@ -117,18 +125,22 @@ def engine_cache_paths(cache_dir: Path, model_path: Path, key: EngineKey) -> tup
 
 
 def find_cached_engine(cache_dir: Path, model_path: Path, key: EngineKey) -> Path | None:
-    """The cached engine for ``key``, or None if absent or its recorded key differs (stale)."""
+    """Return the cached engine for ``key``; None if absent or its recorded key differs."""
     engine_path, meta_path = engine_cache_paths(cache_dir, model_path, key)
     if not engine_path.is_file():
         return None
     try:
         recorded = json.loads(meta_path.read_text())
     except (OSError, ValueError):
-        LOG.warning("TensorRT engine %s has no readable key file %s: rebuilding", engine_path, meta_path)
+        LOG.warning(
+            "TensorRT engine %s has no readable key file %s: rebuilding", engine_path, meta_path
+        )
         return None
     if recorded != key.to_json():
         changed = sorted(k for k in key.to_json() if recorded.get(k) != key.to_json()[k])
-        LOG.warning("TensorRT engine %s is stale (%s changed): rebuilding", engine_path, ", ".join(changed))
+        LOG.warning(
+            "TensorRT engine %s is stale (%s changed): rebuilding", engine_path, ", ".join(changed)
+        )
         return None
     return engine_path
 
@@ -137,11 +149,45 @@ def store_engine(cache_dir: Path, model_path: Path, key: EngineKey, data: bytes)
     """Write engine and key atomically (a crash mid-write never leaves a loadable half engine)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     engine_path, meta_path = engine_cache_paths(cache_dir, model_path, key)
-    for path, payload in ((engine_path, data), (meta_path, json.dumps(key.to_json(), indent=1).encode())):
+    for path, payload in (
+        (engine_path, data),
+        (meta_path, json.dumps(key.to_json(), indent=1).encode()),
+    ):
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
         tmp.write_bytes(payload)
         os.replace(tmp, path)
     return engine_path
+
+
+def check_engine_record(
+    engine_path: Path, gpu_name: str, compute_capability: str, tensorrt_version: str
+) -> dict[str, Any]:
+    """Refuse a given engine built for another GPU/TensorRT (per its ``.json``); return the record.
+
+    ``recon3d export --tensorrt`` writes ``OUT.engine.json``; an engine without one is tried as is
+    (TensorRT itself refuses most mismatches at deserialisation).
+    """
+    meta = engine_path.with_name(engine_path.name + ".json")
+    if not meta.is_file():
+        return {}
+    try:
+        recorded = dict(json.loads(meta.read_text()))
+    except (OSError, ValueError, TypeError) as exc:
+        raise ModelLoadError(f"cannot read the engine record {meta}: {exc}") from exc
+    expected = {
+        "gpu_name": gpu_name,
+        "compute_capability": compute_capability,
+        "tensorrt_version": tensorrt_version,
+    }
+    stale = {k: recorded.get(k) for k in expected if recorded.get(k) != expected[k]}
+    if stale:
+        here = {k: expected[k] for k in stale}
+        raise ModelLoadError(
+            f"TensorRT engine {engine_path} was built for {stale}, this machine has {here}; "
+            "rebuild it here (recon3d export --tensorrt) or give the .onnx file and let the "
+            "backend build and cache an engine"
+        )
+    return recorded
 
 
 def _round_to(value: float, multiple: int) -> int:
@@ -235,7 +281,7 @@ def calibration_batches(
 def make_calibrator(
     trt: Any, batches: Iterable[npt.NDArray[np.float32]], cache_file: Path, device: str
 ) -> Any:
-    """An IInt8EntropyCalibrator2 fed with preprocessed batches held in torch CUDA memory."""
+    """Create an IInt8EntropyCalibrator2 fed with preprocessed batches in torch CUDA memory."""
     import torch
 
     class _Calibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc, name-defined]
@@ -251,7 +297,9 @@ def make_calibrator(
             batch = next(self._batches, None)
             if batch is None:
                 return None
-            self._current = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device)
+            self._current = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(
+                device
+            )
             return [int(self._current.data_ptr())]
 
         def read_calibration_cache(self) -> bytes | None:
@@ -289,7 +337,9 @@ def build_engine(
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
     if precision in ("fp16", "int8"):
         if not builder.platform_has_fast_fp16:
-            LOG.warning("this GPU has no fast fp16; the %s engine may not be faster than fp32", precision)
+            LOG.warning(
+                "this GPU has no fast fp16; the %s engine may not be faster than fp32", precision
+            )
         config.set_flag(trt.BuilderFlag.FP16)  # int8 falls back to fp16 for layers without int8
     profile = builder.create_optimization_profile()
     name = input_name or network.get_input(0).name
@@ -304,12 +354,20 @@ def build_engine(
     monitor = _make_progress_monitor(trt)
     if monitor is not None:
         config.progress_monitor = monitor
-    LOG.info("building a %s TensorRT %s engine from %s for input %s..%s (minutes on first run)",
-             precision, trt.__version__, onnx_path.name, shapes[0], shapes[2])
+    LOG.info(
+        "building a %s TensorRT %s engine from %s for input %s..%s (minutes on first run)",
+        precision,
+        trt.__version__,
+        onnx_path.name,
+        shapes[0],
+        shapes[2],
+    )
     t0 = time.monotonic()
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise ModelLoadError(f"TensorRT failed to build an engine from {onnx_path}; see the TensorRT log above")
+        raise ModelLoadError(
+            f"TensorRT failed to build an engine from {onnx_path}; see the TensorRT log above"
+        )
     LOG.info("TensorRT engine built in %.1f s", time.monotonic() - t0)
     return bytes(serialized)
 
@@ -318,7 +376,12 @@ def build_engine(
 def _torch_dtype(trt: Any, dtype: Any) -> "torch.dtype":
     import torch
 
-    table = {trt.float32: torch.float32, trt.float16: torch.float16, trt.int32: torch.int32, trt.int8: torch.int8}
+    table = {
+        trt.float32: torch.float32,
+        trt.float16: torch.float16,
+        trt.int32: torch.int32,
+        trt.int8: torch.int8,
+    }
     if hasattr(trt, "bfloat16"):
         table[trt.bfloat16] = torch.bfloat16
     if dtype not in table:
@@ -400,22 +463,17 @@ class TensorRTRunner:
         suffix = self.model_path.suffix.lower()
         gpu_name, capability = self._gpu_identity()
         if suffix in (".engine", ".plan"):
-            meta = self.model_path.with_name(self.model_path.name + ".json")
-            if meta.is_file():
-                recorded = json.loads(meta.read_text())
-                expected = {"gpu_name": gpu_name, "compute_capability": capability,
-                            "tensorrt_version": str(self.trt.__version__)}
-                stale = {k: recorded.get(k) for k in expected if recorded.get(k) != expected[k]}
-                if stale:
-                    raise ModelLoadError(
-                        f"TensorRT engine {self.model_path} was built for {stale}, this machine has "
-                        f"{ {k: expected[k] for k in stale} }; rebuild it here (recon3d export --tensorrt) "
-                        "or pass the .onnx file and let the backend build and cache one"
-                    )
+            record = check_engine_record(
+                self.model_path, gpu_name, capability, str(self.trt.__version__)
+            )
+            if record.get("precision") in BACKEND_PRECISIONS[self.name]:
+                self.precision = str(record["precision"])  # what the engine really runs
             self.engine_path = self.model_path
             return self.model_path.read_bytes()
         if suffix != ".onnx":
-            raise ModelLoadError(f"backend 'tensorrt' takes .onnx, .engine or .plan files, got {self.model_path}")
+            raise ModelLoadError(
+                f"backend 'tensorrt' takes .onnx, .engine or .plan files, got {self.model_path}"
+            )
         shapes = profile_shapes(self.config, self.image_sizes, self._onnx_static_hw())
         calibration = ""
         if self.precision == "int8":
@@ -423,8 +481,15 @@ class TensorRTRunner:
             for image in self.calibration_images:
                 digest.update(np.ascontiguousarray(image).tobytes())
             calibration = f"{len(self.calibration_images)}:{digest.hexdigest()[:16]}"
-        key = EngineKey(file_sha256(self.model_path), gpu_name, capability, str(self.trt.__version__),
-                        self.precision, shapes, calibration)
+        key = EngineKey(
+            file_sha256(self.model_path),
+            gpu_name,
+            capability,
+            str(self.trt.__version__),
+            self.precision,
+            shapes,
+            calibration,
+        )
         cached = find_cached_engine(self.cache_dir, self.model_path, key)
         if cached is not None:
             LOG.info("using cached TensorRT engine %s", cached)
@@ -433,12 +498,20 @@ class TensorRTRunner:
         calibrator = None
         if self.precision == "int8":
             if not self.calibration_images:
-                raise ConfigError("precision 'int8' needs calibration images (sample frames of your scenes)")
+                raise ConfigError(
+                    "precision 'int8' needs calibration images (sample frames of your scenes)"
+                )
             cache_file = self.cache_dir / f"{self.model_path.stem}-{key.digest()}.calib"
             batches = calibration_batches(self.config, self.calibration_images)
             calibrator = make_calibrator(self.trt, batches, cache_file, self.device)
-        data = build_engine(self.model_path, self.precision, shapes, workspace_mb=self.workspace_mb,
-                            calibrator=calibrator, input_name=self.config.input_name)
+        data = build_engine(
+            self.model_path,
+            self.precision,
+            shapes,
+            workspace_mb=self.workspace_mb,
+            calibrator=calibrator,
+            input_name=self.config.input_name,
+        )
         self.engine_path = store_engine(self.cache_dir, self.model_path, key, data)
         LOG.info("cached TensorRT engine at %s", self.engine_path)
         return data
@@ -449,14 +522,17 @@ class TensorRTRunner:
 
         trt = self.trt
         if not self.model_path.is_file():
-            raise ModelLoadError(f"model file {self.model_path} does not exist; expected .onnx, .engine or .plan")
+            raise ModelLoadError(
+                f"model file {self.model_path} does not exist; expected .onnx, .engine or .plan"
+            )
         torch.cuda.set_device(cuda_index(self.device))
         data = self._engine_bytes()
         runtime = trt.Runtime(_trt_logger(trt))
         engine = runtime.deserialize_cuda_engine(data)
         if engine is None:
             raise ModelLoadError(
-                f"TensorRT {trt.__version__} cannot deserialise {self.engine_path}: engines only load "
+                f"TensorRT {trt.__version__} cannot deserialise {self.engine_path}: engines only "
+                "load "
                 "with the TensorRT version and GPU they were built for; rebuild it"
             )
         self._engine = engine
@@ -464,18 +540,30 @@ class TensorRTRunner:
         self._tensor_api = hasattr(engine, "num_io_tensors")
         if self._tensor_api:
             names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-            self._inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+            self._inputs = [
+                n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT
+            ]
         else:
             names = [engine.get_binding_name(i) for i in range(engine.num_bindings)]
             self._inputs = [n for i, n in enumerate(names) if engine.binding_is_input(i)]
         self._outputs = [n for n in names if n not in self._inputs]
-        for wanted, available, what in ((self.config.input_name, self._inputs, "input"),
-                                        (self.config.output_name, self._outputs, "output")):
+        for wanted, available, what in (
+            (self.config.input_name, self._inputs, "input"),
+            (self.config.output_name, self._outputs, "output"),
+        ):
             if wanted is not None and wanted not in available:
-                raise ModelLoadError(f"{self.model_path}: no {what} named {wanted!r}; the engine has {available}")
+                raise ModelLoadError(
+                    f"{self.model_path}: no {what} named {wanted!r}; the engine has {available}"
+                )
         self._stream = torch.cuda.Stream(device=self.device)
-        LOG.info("TensorRT %s engine %s on %s (inputs %s, outputs %s)", self.precision, self.engine_path,
-                 self.device, self._inputs, self._outputs)
+        LOG.info(
+            "TensorRT %s engine %s on %s (inputs %s, outputs %s)",
+            self.precision,
+            self.engine_path,
+            self.device,
+            self._inputs,
+            self._outputs,
+        )
 
     @property
     def _input_name(self) -> str:
@@ -488,7 +576,9 @@ class TensorRTRunner:
     def _dtype(self, name: str) -> "torch.dtype":
         if self._tensor_api:
             return _torch_dtype(self.trt, self._engine.get_tensor_dtype(name))
-        return _torch_dtype(self.trt, self._engine.get_binding_dtype(self._engine.get_binding_index(name)))
+        return _torch_dtype(
+            self.trt, self._engine.get_binding_dtype(self._engine.get_binding_index(name))
+        )
 
     def run_torch(self, tensor: "torch.Tensor") -> "torch.Tensor":
         """Run on a CUDA tensor (1 x 3 x h x w); returns the depth output (float32, on the GPU).
@@ -505,7 +595,9 @@ class TensorRTRunner:
         stream = torch.cuda.current_stream(x.device)
         if self._tensor_api:
             if not context.set_input_shape(self._input_name, tuple(x.shape)):
-                raise InferenceError(f"input shape {tuple(x.shape)} is outside the engine's optimisation profile")
+                raise InferenceError(
+                    f"input shape {tuple(x.shape)} is outside the engine's optimisation profile"
+                )
             context.set_tensor_address(self._input_name, int(x.data_ptr()))
             for name in self._outputs:
                 out = self._output_buffer(name, tuple(context.get_tensor_shape(name)))
@@ -515,7 +607,9 @@ class TensorRTRunner:
             bindings = [0] * engine.num_bindings
             index = engine.get_binding_index(self._input_name)
             if not context.set_binding_shape(index, tuple(x.shape)):
-                raise InferenceError(f"input shape {tuple(x.shape)} is outside the engine's optimisation profile")
+                raise InferenceError(
+                    f"input shape {tuple(x.shape)} is outside the engine's optimisation profile"
+                )
             bindings[index] = int(x.data_ptr())
             for name in self._outputs:
                 i = engine.get_binding_index(name)

@@ -63,7 +63,7 @@ def _import_torch() -> Any:
 
 
 def _jit_load(path: Path, **kwargs: Any) -> Any:
-    """``torch.jit.load`` without its deprecation warning (TorchScript is still the portable format)."""
+    """Call ``torch.jit.load`` without its deprecation warning (TorchScript stays portable)."""
     torch = _import_torch()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -72,11 +72,13 @@ def _jit_load(path: Path, **kwargs: Any) -> Any:
 
 def _check_file(path: Path) -> None:
     if not path.is_file():
-        raise ModelLoadError(f"model file {path} does not exist or is not a file; expected {EXPECTED}")
+        raise ModelLoadError(
+            f"model file {path} does not exist or is not a file; expected {EXPECTED}"
+        )
 
 
 def is_torchscript_archive(path: Path) -> bool:
-    """True for ``torch.jit.save`` archives (they carry code and constants, checkpoints do not)."""
+    """Tell whether ``path`` is a ``torch.jit.save`` archive (code and constants inside)."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
@@ -107,7 +109,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def read_embedded_config(path: str | Path) -> dict[str, Any] | None:
-    """The ModelConfig dict stored inside a torch model file, or None if it has none."""
+    """Return the ModelConfig dict stored inside a torch model file, or None."""
     p = Path(path)
     _check_file(p)
     if is_torchscript_archive(p):
@@ -115,7 +117,9 @@ def read_embedded_config(path: str | Path) -> dict[str, Any] | None:
         try:
             _jit_load(p, _extra_files=extra)
         except Exception as exc:
-            raise ModelLoadError(f"cannot read TorchScript archive {p}: {exc}; expected {EXPECTED}") from exc
+            raise ModelLoadError(
+                f"cannot read TorchScript archive {p}: {exc}; expected {EXPECTED}"
+            ) from exc
         text = extra[CONFIG_EXTRA_FILE]
         if not text:
             return None
@@ -127,7 +131,9 @@ def read_embedded_config(path: str | Path) -> dict[str, Any] | None:
     if config is None:
         return None
     if not isinstance(config, Mapping):
-        raise ModelLoadError(f"{p}: checkpoint 'config' must be a ModelConfig dict, got {type(config).__name__}")
+        raise ModelLoadError(
+            f"{p}: checkpoint 'config' must be a ModelConfig dict, got {type(config).__name__}"
+        )
     return dict(config)
 
 
@@ -136,7 +142,9 @@ def _select_output(out: Any, output_name: str | None) -> "torch.Tensor":
     if isinstance(out, dict):
         if output_name is not None:
             if output_name not in out:
-                raise InferenceError(f"model output has no key {output_name!r}; it has {sorted(out)}")
+                raise InferenceError(
+                    f"model output has no key {output_name!r}; it has {sorted(out)}"
+                )
             return out[output_name]
         return next(iter(out.values()))
     if isinstance(out, (tuple, list)):
@@ -145,7 +153,9 @@ def _select_output(out: Any, output_name: str | None) -> "torch.Tensor":
 
 
 class _CapturedGraph:
-    def __init__(self, graph: Any, static_input: "torch.Tensor", static_output: "torch.Tensor") -> None:
+    def __init__(
+        self, graph: Any, static_input: "torch.Tensor", static_output: "torch.Tensor"
+    ) -> None:
         self.graph = graph
         self.static_input = static_input
         self.static_output = static_output
@@ -186,7 +196,12 @@ class TorchRunner:
 
     @classmethod
     def from_module(
-        cls, module: Any, config: ModelConfig, device: str = "auto", precision: str = "fp32", **kwargs: Any
+        cls,
+        module: Any,
+        config: ModelConfig,
+        device: str = "auto",
+        precision: str = "fp32",
+        **kwargs: Any,
     ) -> "TorchRunner":
         """Wrap an in-memory ``nn.Module`` (training, benchmarks, export)."""
         return cls(None, config, device, precision, module=module, **kwargs)
@@ -198,7 +213,7 @@ class TorchRunner:
 
     @property
     def stream(self) -> Any:
-        """The CUDA stream all work of this runner is queued on (None on the CPU)."""
+        """Return the CUDA stream this runner queues its work on (None on the CPU)."""
         return self._stream
 
     def _read_module(self, path: Path) -> Any:
@@ -224,7 +239,8 @@ class TorchRunner:
             module.load_state_dict(checkpoint["state_dict"], strict=True)
         except (KeyError, ValueError, TypeError, RuntimeError) as exc:
             raise ModelLoadError(
-                f"checkpoint {path} (arch {arch!r}) does not match the network this version builds: "
+                f"checkpoint {path} (arch {arch!r}) does not match the network this version "
+                f"builds: "
                 f"{exc}; re-export it with this recon3d_ros version"
             ) from exc
         return module
@@ -232,7 +248,9 @@ class TorchRunner:
     def load(self) -> None:
         torch = self._torch = _import_torch()
         module = self._module if self._module is not None else self._read_module(self.model_path)
-        self._dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.precision]
+        self._dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[
+            self.precision
+        ]
         device = torch.device(self.device)
         module = module.eval().to(device=device)
         if self._dtype != torch.float32:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["UNetSmall"]
+__all__ = ["UNetSmall", "LogDepth"]
 
 
 def _c(channels: int, width: float) -> int:
@@ -113,7 +113,17 @@ class UNetSmall(nn.Module):
         y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return y.clamp(self.log_min, self.log_max)
 
-    def forward(self, x: torch.Tensor, log: bool = False) -> torch.Tensor:
-        """Canonical metric depth (``log=True``: its logarithm, what training uses)."""
-        y = self.forward_log(x)
-        return y if log else torch.exp(y)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Canonical metric depth in metres (exp of :meth:`forward_log`)."""
+        return torch.exp(self.forward_log(x))
+
+
+class LogDepth(nn.Module):
+    """Wraps a model so that calling it returns log depth (training; DDP needs ``__call__``)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_log(x)

@@ -16,11 +16,23 @@ from typing import Sequence
 import numpy as np
 import numpy.typing as npt
 from builtin_interfaces.msg import Time
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField, RegionOfInterest
+from sensor_msgs.msg import (
+    CameraInfo,
+    CompressedImage,
+    Image,
+    PointCloud2,
+    PointField,
+    RegionOfInterest,
+)
 from std_msgs.msg import Header
 
 from recon3d_ros.core.camera import PinholeCamera
-from recon3d_ros.core.encodings import array_to_image_fields, decode_compressed, image_to_array, to_rgb8
+from recon3d_ros.core.encodings import (
+    array_to_image_fields,
+    decode_compressed,
+    image_to_array,
+    to_rgb8,
+)
 from recon3d_ros.core.pointcloud import CloudBuffer
 from recon3d_ros.errors import CameraModelError, EncodingError
 
@@ -32,6 +44,7 @@ __all__ = [
     "compressed_to_rgb",
     "image_msg_to_array",
     "camera_from_info",
+    "rectified_camera_from_info",
     "depth_to_image_msg",
     "camera_to_info_msg",
     "cloud_to_msg",
@@ -55,13 +68,17 @@ def byte_array(data: bytes | bytearray | memoryview) -> array.array:
 
 
 def _copy_header(header: Header) -> Header:
-    return Header(stamp=Time(sec=header.stamp.sec, nanosec=header.stamp.nanosec), frame_id=header.frame_id)
+    return Header(
+        stamp=Time(sec=header.stamp.sec, nanosec=header.stamp.nanosec), frame_id=header.frame_id
+    )
 
 
 # ---------------------------------------------------------------------------------- images in
 def image_msg_to_array(msg: Image) -> tuple[npt.NDArray, str]:
     """View ``msg.data`` as an array of ``msg.encoding`` (no copy for little-endian data)."""
-    arr = image_to_array(msg.data, msg.encoding, msg.width, msg.height, msg.step, bool(msg.is_bigendian))
+    arr = image_to_array(
+        msg.data, msg.encoding, msg.width, msg.height, msg.step, bool(msg.is_bigendian)
+    )
     return arr, msg.encoding
 
 
@@ -76,7 +93,7 @@ def image_to_rgb(msg: Image) -> npt.NDArray[np.uint8]:
 
 
 def compressed_to_rgb(msg: CompressedImage) -> npt.NDArray[np.uint8]:
-    """A jpeg/png ``sensor_msgs/CompressedImage`` to ``H x W x 3`` uint8 RGB."""
+    """Decode a jpeg/png ``sensor_msgs/CompressedImage`` to ``H x W x 3`` uint8 RGB."""
     arr, encoding = decode_compressed(msg.data, msg.format)
     return to_rgb8(arr, encoding)
 
@@ -93,14 +110,18 @@ def camera_from_info(info: CameraInfo) -> PinholeCamera:
         raise CameraModelError(f"CameraInfo.k must hold 9 finite numbers, got {k}")
     if info.width <= 0 or info.height <= 0:
         raise CameraModelError(
-            f"CameraInfo size is {info.width}x{info.height}; the camera driver must fill width/height"
+            f"CameraInfo size is {info.width}x{info.height}; "
+            "the camera driver must fill width/height"
         )
+    d = [float(v) for v in info.d]
+    if not all(math.isfinite(v) for v in d):
+        raise CameraModelError(f"CameraInfo.d must be finite, got {d}")
     roi = info.roi
     return PinholeCamera.from_camera_info(
         k,
         int(info.width),
         int(info.height),
-        d=[float(v) for v in info.d],
+        d=d,
         distortion_model=str(info.distortion_model),
         binning_x=int(info.binning_x),
         binning_y=int(info.binning_y),
@@ -109,8 +130,29 @@ def camera_from_info(info: CameraInfo) -> PinholeCamera:
     )
 
 
+def rectified_camera_from_info(info: CameraInfo) -> PinholeCamera | None:
+    """Return the rectified image's intrinsics from ``P`` (as image_proc), None if P is unset.
+
+    ``P``'s left 3x3 is the camera matrix a rectified image follows; like ``K`` it refers to
+    the full sensor, so the message's ROI and binning apply to it too.
+    """
+    p = [float(v) for v in info.p]
+    if len(p) != 12 or not all(math.isfinite(v) for v in p) or p[0] <= 0.0 or p[5] <= 0.0:
+        return None
+    roi = info.roi
+    return PinholeCamera.from_camera_info(
+        [p[0], p[1], p[2], p[4], p[5], p[6], p[8], p[9], p[10]],
+        int(info.width),
+        int(info.height),
+        binning_x=int(info.binning_x),
+        binning_y=int(info.binning_y),
+        roi=(int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)),
+        frame_id=str(info.header.frame_id),
+    )
+
+
 def camera_to_info_msg(camera: PinholeCamera, header: Header) -> CameraInfo:
-    """CameraInfo of a rectified image with ``camera``'s intrinsics (no ROI, no binning).
+    """Describe a rectified image with ``camera``'s intrinsics (no ROI, no binning).
 
     Width and height are the camera's, so they match a depth image built for this camera
     exactly; ``D`` is five zeros with the ``plumb_bob`` model (the image is undistorted).
@@ -162,7 +204,7 @@ def _point_fields(fields: Sequence) -> list[PointField]:
 
 
 def cloud_to_msg(cloud: CloudBuffer, header: Header) -> PointCloud2:
-    """A :class:`CloudBuffer` (from ``core.pointcloud.depth_to_cloud``) as ``PointCloud2``."""
+    """Wrap a :class:`CloudBuffer` (``core.pointcloud.depth_to_cloud``) as ``PointCloud2``."""
     msg = PointCloud2()
     msg.header = _copy_header(header)
     msg.height = int(cloud.height)
@@ -171,7 +213,11 @@ def cloud_to_msg(cloud: CloudBuffer, header: Header) -> PointCloud2:
     msg.is_bigendian = bool(cloud.is_bigendian)
     msg.point_step = int(cloud.point_step)
     msg.row_step = int(cloud.row_step)
-    data = cloud.data if isinstance(cloud.data, (bytes, bytearray, memoryview)) else np.asarray(cloud.data).tobytes()
+    data = (
+        cloud.data
+        if isinstance(cloud.data, (bytes, bytearray, memoryview))
+        else np.asarray(cloud.data).tobytes()
+    )
     msg.data = byte_array(data)
     msg.is_dense = bool(cloud.is_dense)
     return msg

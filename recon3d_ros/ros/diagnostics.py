@@ -17,8 +17,14 @@ from typing import Callable, Mapping
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
-__all__ = ["RateMeter", "FrameStats", "StatsSnapshot", "FaultReporter", "build_status",
-           "WARN_RATE_RATIO"]
+__all__ = [
+    "RateMeter",
+    "FrameStats",
+    "StatsSnapshot",
+    "FaultReporter",
+    "build_status",
+    "WARN_RATE_RATIO",
+]
 
 #: WARN when images arrive this many times faster than depth is published.
 WARN_RATE_RATIO = 2.0
@@ -56,6 +62,7 @@ class StatsSnapshot:
     frames_dropped: int  # superseded by a newer frame before being processed
     frames_rejected: int  # bad input, no camera_info, inference failure
     camera_infos_received: int
+    camera_info_rate_hz: float
     latency_ms: Mapping[str, float]  # p50/p90/p99 of (publish time - image stamp)
     inference_ms: float
 
@@ -67,6 +74,7 @@ class FrameStats:
         self._lock = threading.Lock()
         self._in = RateMeter(window_s)
         self._out = RateMeter(window_s)
+        self._info = RateMeter(window_s)
         self._latencies: deque[float] = deque(maxlen=latency_window)
         self.frames_received = 0
         self.frames_published = 0
@@ -83,6 +91,7 @@ class FrameStats:
     def camera_info_received(self) -> None:
         with self._lock:
             self.camera_infos_received += 1
+            self._info.tick(time.monotonic())
 
     def frame_dropped(self) -> None:
         with self._lock:
@@ -103,10 +112,7 @@ class FrameStats:
         now = time.monotonic()
         with self._lock:
             lat = np.asarray(self._latencies, dtype=np.float64)
-            pct = (
-                {f"p{p}": float(np.percentile(lat, p)) for p in (50, 90, 99)}
-                if lat.size else {}
-            )
+            pct = {f"p{p}": float(np.percentile(lat, p)) for p in (50, 90, 99)} if lat.size else {}
             return StatsSnapshot(
                 input_rate_hz=self._in.rate(now),
                 output_rate_hz=self._out.rate(now),
@@ -115,6 +121,7 @@ class FrameStats:
                 frames_dropped=self.frames_dropped,
                 frames_rejected=self.frames_rejected,
                 camera_infos_received=self.camera_infos_received,
+                camera_info_rate_hz=self._info.rate(now),
                 latency_ms=pct,
                 inference_ms=self.inference_ms,
             )
@@ -159,16 +166,18 @@ def build_status(
     faults: Mapping[tuple[str, str], int],
     last_fault: str = "",
 ) -> DiagnosticStatus:
-    """One ``DiagnosticStatus``: ERROR without camera_info, WARN when far behind the camera."""
+    """Build the status: ERROR without camera_info, WARN when far behind the camera."""
     level, message = DiagnosticStatus.OK, "ok"
     if stats.camera_infos_received == 0:
         level = DiagnosticStatus.ERROR
         message = f"no camera_info received on '{camera_info_topic}'; depth cannot be computed"
+    elif stats.input_rate_hz > 0 and stats.camera_info_rate_hz == 0:
+        level = DiagnosticStatus.ERROR
+        message = f"images arrive but '{camera_info_topic}' stopped: depth cannot be computed"
     elif stats.frames_received == 0:
         level, message = DiagnosticStatus.WARN, "no images received"
-    elif (
-        stats.input_rate_hz > 0
-        and stats.input_rate_hz > WARN_RATE_RATIO * max(stats.output_rate_hz, 1e-9)
+    elif stats.input_rate_hz > 0 and stats.input_rate_hz > WARN_RATE_RATIO * max(
+        stats.output_rate_hz, 1e-9
     ):
         level = DiagnosticStatus.WARN
         message = (
@@ -186,6 +195,7 @@ def build_status(
         "frames_dropped": str(stats.frames_dropped),
         "frames_rejected": str(stats.frames_rejected),
         "camera_infos_received": str(stats.camera_infos_received),
+        "camera_info_rate_hz": f"{stats.camera_info_rate_hz:.2f}",
         "inference_ms": f"{stats.inference_ms:.1f}",
     }
     for key in ("p50", "p90", "p99"):

@@ -18,6 +18,17 @@ so the age of what is published is bounded by about one inference time. Callback
 microseconds long, so one executor thread serves them, the parameter services and the
 diagnostics timer while inference runs (torch/onnxruntime release the GIL).
 
+Pairing: an image waits in the slot for its CameraInfo (drivers publish the two in either
+order) up to ``max(CAMERA_INFO_WAIT_S, camera_info_tolerance)``; the wait carries over when a
+newer image replaces it, so a stream without CameraInfo is reported rather than starved.
+
+Geometry: intrinsics always come from CameraInfo (K, with its ROI and binning). Distorted images
+are undistorted into P's intrinsics (image_proc's convention; K when P is unset) unless
+``input_is_rectified``; the depth, its CameraInfo and the cloud then follow that camera, resized
+exactly (cv2 pixel-centre convention) when ``output_width/height`` or ``output_scale`` change the
+size. Caches (rectification maps, cloud rays) are keyed by the calibration, so a new resolution
+or K mid-stream just builds new ones.
+
 Bad input never stops the node: each frame that cannot be used is dropped, and its cause is
 logged once per (topic, cause), then at most every 10 s with a count, and shown in /diagnostics.
 """
@@ -52,6 +63,7 @@ from recon3d_ros.ros.conversions import (
     compressed_to_rgb,
     depth_to_image_msg,
     image_to_rgb,
+    rectified_camera_from_info,
     stamp_to_ns,
 )
 from recon3d_ros.ros.diagnostics import FaultReporter, FrameStats, build_status
@@ -90,10 +102,12 @@ class DepthNode(Node):
         self._settings: NodeSettings = declare_all(self)
         s = self._settings
         self.engine = load_engine(
-            s.model, backend=s.backend, device=s.device, precision=s.precision,
+            s.model,
+            backend=s.backend,
+            device=s.device,
+            precision=s.precision,
             config_overrides=s.config_overrides() or None,
-        )
-        self.engine.load()
+        )  # loads the network too
         self.get_logger().info(
             f"model '{s.model}' ({self.engine.config.name}, input "
             f"{self.engine.config.input_width}x{self.engine.config.input_height} "
@@ -119,15 +133,19 @@ class DepthNode(Node):
         in_qos = input_qos(s.input_qos_reliability, s.input_qos_depth)
         if s.transport == "compressed":
             self._image_sub = self.create_subscription(
-                CompressedImage, "image/compressed", self._on_image, in_qos)
+                CompressedImage, "image/compressed", self._on_image, in_qos
+            )
         else:
             self._image_sub = self.create_subscription(Image, "image", self._on_image, in_qos)
-        self._info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, in_qos)
+        self._info_sub = self.create_subscription(
+            CameraInfo, "camera_info", self._on_camera_info, in_qos
+        )
         self.image_topic = self._image_sub.topic_name
         self.info_topic = self._info_sub.topic_name
         self.get_logger().info(
             f"subscribed to '{self.image_topic}' and '{self.info_topic}'; publishing "
-            f"'{self._depth_pub.topic_name}', '{self._info_pub.topic_name}', '{self._points_pub.topic_name}'"
+            f"'{self._depth_pub.topic_name}', '{self._info_pub.topic_name}', "
+            f"'{self._points_pub.topic_name}'"
         )
 
         self.add_on_set_parameters_callback(self._validate_parameters)
@@ -157,12 +175,13 @@ class DepthNode(Node):
         for p in params:
             if p.name in values:
                 values[p.name] = p.value
-        self._settings = settings_from_values(values)  # one reference swap: the worker sees old or new
+        # One reference swap: the worker sees the old or the new settings, never a mix.
+        self._settings = settings_from_values(values)
         self.get_logger().info(
             "parameters changed: " + ", ".join(f"{p.name}={p.value!r}" for p in params)
         )
 
-    # ------------------------------------------------------------------ callbacks (executor thread)
+    # ------------------------------------------------------------- callbacks (executor thread)
     def _on_image(self, msg: ImageMsg) -> None:
         self._stats.image_received()
         stamp = stamp_to_ns(msg.header.stamp)
@@ -177,10 +196,14 @@ class DepthNode(Node):
                 return
         # Only this frame is dropped: the next one is compared with it, so a source that
         # restarted (bag loop, simulator reset) is served again from its second frame.
-        self._reject(FrameRejected(
-            self.image_topic, "stamp went backwards",
-            f"stamp {stamp / 1e9:.6f} s is older than the previous image's {previous / 1e9:.6f} s",
-        ))
+        self._reject(
+            FrameRejected(
+                self.image_topic,
+                "stamp went backwards",
+                f"stamp {stamp / 1e9:.6f} s is older than the previous image's "
+                f"{previous / 1e9:.6f} s",
+            )
+        )
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._stats.camera_info_received()
@@ -190,46 +213,61 @@ class DepthNode(Node):
         if went_back:
             self.get_logger().info(
                 f"'{self.info_topic}' stamps went backwards: dropped the older CameraInfo "
-                "messages (source restarted?)", throttle_duration_sec=10.0)
+                "messages (source restarted?)",
+                throttle_duration_sec=10.0,
+            )
 
     # ------------------------------------------------------------------ worker thread
     def _take_job(self) -> tuple[_Pending, CameraInfo] | None:
-        """The newest image and its CameraInfo, or None (waits briefly for either)."""
-        rejected: FrameRejected | None = None
+        """Return the newest image and its CameraInfo, or None after waiting briefly."""
         with self._cond:
-            self._cond.wait(timeout=0.05)
-            pending = self._slot
-            if pending is None:
-                return None
-            tolerance_s = self._settings.camera_info_tolerance
-            info = self._infos.match(pending.stamp_ns, int(tolerance_s * 1e9))
-            now = time.monotonic()
-            if info is not None:
-                self._slot = None
-                self._unmatched_since = None
-                return pending, info
-            if self._unmatched_since is None:
-                self._unmatched_since = now
-            waited = now - self._unmatched_since
-            newest = self._infos.newest_stamp
-            too_late = newest is not None and newest > pending.stamp_ns + int(tolerance_s * 1e9)
-            if too_late or waited > max(CAMERA_INFO_WAIT_S, tolerance_s):
-                self._slot = None
-                self._unmatched_since = None
-                if newest is None:
-                    rejected = FrameRejected(
-                        self.info_topic, "no camera_info",
-                        f"no CameraInfo received for {waited:.1f} s; the node needs the camera's "
-                        f"intrinsics: publish '{self.info_topic}' (remap it to your camera's)")
-                else:
-                    rejected = FrameRejected(
-                        self.info_topic, "no camera_info with a matching stamp",
-                        f"no CameraInfo within {tolerance_s} s of the image stamp "
-                        f"{pending.stamp_ns / 1e9:.6f} (newest CameraInfo {newest / 1e9:.6f}); "
-                        "raise camera_info_tolerance if the driver stamps them differently")
+            job, rejected = self._match_locked()
+            if job is None and rejected is None:
+                self._cond.wait(timeout=0.05)  # woken by a new image or CameraInfo
         if rejected is not None:
             self._reject(rejected)
-        return None
+        return job
+
+    def _match_locked(
+        self,
+    ) -> tuple[tuple[_Pending, CameraInfo] | None, FrameRejected | None]:
+        """Pair the slot's image with a CameraInfo, or give up on it (caller holds the lock)."""
+        pending = self._slot
+        if pending is None:
+            return None, None
+        tolerance_s = self._settings.camera_info_tolerance
+        tolerance_ns = int(tolerance_s * 1e9)
+        info = self._infos.match(pending.stamp_ns, tolerance_ns)
+        if info is not None:
+            self._slot = None
+            self._unmatched_since = None
+            return (pending, info), None
+        # Not paired yet: its CameraInfo may still be on the way. The wait spans images that
+        # replace each other, so a stream without CameraInfo is reported, not silently dropped.
+        now = time.monotonic()
+        if self._unmatched_since is None:
+            self._unmatched_since = now
+        waited = now - self._unmatched_since
+        newest = self._infos.newest_stamp
+        too_late = newest is not None and newest > pending.stamp_ns + tolerance_ns
+        if not too_late and waited <= max(CAMERA_INFO_WAIT_S, tolerance_s):
+            return None, None
+        self._slot = None
+        self._unmatched_since = None
+        if newest is None:
+            return None, FrameRejected(
+                self.info_topic,
+                "no camera_info",
+                f"no CameraInfo received for {waited:.1f} s; the node needs the camera's "
+                f"intrinsics: publish '{self.info_topic}' (remap it to your camera's)",
+            )
+        return None, FrameRejected(
+            self.info_topic,
+            "no camera_info with a matching stamp",
+            f"no CameraInfo within {tolerance_s} s of the image stamp "
+            f"{pending.stamp_ns / 1e9:.6f} (newest CameraInfo {newest / 1e9:.6f}); "
+            "raise camera_info_tolerance if the driver stamps them differently",
+        )
 
     def _work(self) -> None:
         while not self._stop.is_set():
@@ -243,9 +281,12 @@ class DepthNode(Node):
             except Recon3dError as exc:
                 self._reject(FrameRejected(self.image_topic, type(exc).__name__, str(exc)))
             except Exception as exc:  # noqa: BLE001 - a bad frame must never kill the worker
+                if self._stop.is_set() or not self.context.ok():
+                    return  # shutting down: publishers are gone, nothing to report
                 self.get_logger().error(
                     f"unexpected error processing a frame: {exc}\n{traceback.format_exc()}",
-                    throttle_duration_sec=10.0)
+                    throttle_duration_sec=10.0,
+                )
                 self._stats.frame_rejected()
 
     def _reject(self, exc: FrameRejected) -> None:
@@ -259,8 +300,10 @@ class DepthNode(Node):
                 raise FrameRejected(topic, "empty image", f"size {msg.width}x{msg.height}")
             if msg.width * msg.height > s.max_input_pixels:
                 raise FrameRejected(
-                    topic, "image too large",
-                    f"{msg.width}x{msg.height} exceeds max_input_pixels={s.max_input_pixels}")
+                    topic,
+                    "image too large",
+                    f"{msg.width}x{msg.height} exceeds max_input_pixels={s.max_input_pixels}",
+                )
             try:
                 return image_to_rgb(msg)
             except EncodingError as exc:
@@ -271,32 +314,44 @@ class DepthNode(Node):
             raise FrameRejected(topic, "bad compressed image", str(exc)) from exc
         if rgb.shape[0] * rgb.shape[1] > s.max_input_pixels:
             raise FrameRejected(
-                topic, "image too large",
-                f"{rgb.shape[1]}x{rgb.shape[0]} exceeds max_input_pixels={s.max_input_pixels}")
+                topic,
+                "image too large",
+                f"{rgb.shape[1]}x{rgb.shape[0]} exceeds max_input_pixels={s.max_input_pixels}",
+            )
         return rgb
 
-    def _camera_for(self, info: CameraInfo, msg: ImageMsg, width: int, height: int) -> PinholeCamera:
+    def _camera_for(
+        self, info: CameraInfo, msg: ImageMsg, width: int, height: int
+    ) -> PinholeCamera:
         try:
             camera = camera_from_info(info)
         except CameraModelError as exc:
             raise FrameRejected(self.info_topic, "bad camera_info", str(exc)) from exc
         if (camera.width, camera.height) != (width, height):
             raise FrameRejected(
-                self.info_topic, "camera_info size disagrees with the image",
+                self.info_topic,
+                "camera_info size disagrees with the image",
                 f"CameraInfo (after ROI/binning) is {camera.width}x{camera.height} but the image "
-                f"is {width}x{height}; remap camera_info to this image's camera_info")
+                f"is {width}x{height}; remap camera_info to this image's camera_info",
+            )
         if info.header.frame_id != msg.header.frame_id:
             raise FrameRejected(
-                self.info_topic, "camera_info frame_id disagrees with the image",
+                self.info_topic,
+                "camera_info frame_id disagrees with the image",
                 f"CameraInfo frame_id '{info.header.frame_id}' != image frame_id "
-                f"'{msg.header.frame_id}'")
+                f"'{msg.header.frame_id}'",
+            )
         return camera
 
-    def _rectify(self, rgb: npt.NDArray[np.uint8],
-                 camera: PinholeCamera) -> tuple[npt.NDArray[np.uint8], PinholeCamera]:
-        """Undistort; the maps are cached per calibration, so a new size or K rebuilds them."""
+    def _rectify(
+        self, rgb: npt.NDArray[np.uint8], camera: PinholeCamera, info: CameraInfo
+    ) -> tuple[npt.NDArray[np.uint8], PinholeCamera]:
+        """Undistort into P's intrinsics (K when P is unset), as image_proc does.
+
+        The maps are cached per calibration, so a new size, K, D or P rebuilds them.
+        """
         try:
-            rectifier = rectifier_for(camera)
+            rectifier = rectifier_for(camera, rectified_camera_from_info(info))
         except CameraModelError as exc:
             raise FrameRejected(self.info_topic, "cannot rectify", str(exc)) from exc
         if rectifier is None:
@@ -310,7 +365,7 @@ class DepthNode(Node):
         height, width = rgb.shape[:2]
         camera = self._camera_for(info, msg, width, height)
         if camera.is_distorted and not s.input_is_rectified:
-            rgb, camera = self._rectify(rgb, camera)
+            rgb, camera = self._rectify(rgb, camera, info)
         out_w, out_h = s.output_size(camera.width, camera.height)
         same_size = (out_w, out_h) == (camera.width, camera.height)
         depth = self.engine.infer(rgb, camera, output_size=None if same_size else (out_w, out_h))
@@ -323,8 +378,14 @@ class DepthNode(Node):
         timings = getattr(self.engine, "timings", None)
         self._stats.frame_published(latency, getattr(timings, "inference_ms", 0.0))
 
-    def _publish(self, msg: ImageMsg, depth: npt.NDArray[np.float32], camera: PinholeCamera,
-                 rgb: npt.NDArray[np.uint8], s: NodeSettings) -> None:
+    def _publish(
+        self,
+        msg: ImageMsg,
+        depth: npt.NDArray[np.float32],
+        camera: PinholeCamera,
+        rgb: npt.NDArray[np.uint8],
+        s: NodeSettings,
+    ) -> None:
         header = msg.header
         if s.publish_depth:
             self._depth_pub.publish(depth_to_image_msg(depth, header))
@@ -334,8 +395,14 @@ class DepthNode(Node):
             colour = None
             if s.cloud_color:
                 colour = _resize_rgb(rgb, camera.width, camera.height)
-            cloud = depth_to_cloud(depth, camera, rgb=colour, stride=s.cloud_stride,
-                                   min_depth=s.min_depth, max_depth=s.max_depth)
+            cloud = depth_to_cloud(
+                depth,
+                camera,
+                rgb=colour,
+                stride=s.cloud_stride,
+                min_depth=s.min_depth,
+                max_depth=s.max_depth,
+            )
             self._points_pub.publish(cloud_to_msg(cloud, header))
 
     # ------------------------------------------------------------------ diagnostics
@@ -345,8 +412,13 @@ class DepthNode(Node):
             name=f"{self.get_name()}: depth estimation",
             hardware_id=str(e.device),
             stats=self._stats.snapshot(),
-            info={"model": s.model, "backend": str(e.backend), "device": str(e.device),
-                  "precision": str(e.precision), "image_topic": self.image_topic},
+            info={
+                "model": s.model,
+                "backend": str(e.backend),
+                "device": str(e.device),
+                "precision": str(e.precision),
+                "image_topic": self.image_topic,
+            },
             camera_info_topic=self.info_topic,
             faults={(t, c): n for (t, c), n in self._faults.counts().items()},
             last_fault=self._faults.last_fault,
@@ -365,11 +437,17 @@ class DepthNode(Node):
         super().destroy_node()
 
 
-def _apply_depth_range(depth: npt.NDArray[np.float32], min_depth: float, max_depth: float) -> npt.NDArray[np.float32]:
-    """NaN outside ``[min_depth, max_depth]`` (the same inclusive range as the point cloud)."""
+def _apply_depth_range(
+    depth: npt.NDArray[np.float32], min_depth: float, max_depth: float
+) -> npt.NDArray[np.float32]:
+    """Set NaN outside ``[min_depth, max_depth]`` (the inclusive range of the point cloud)."""
     out = np.asarray(depth, dtype=np.float32)
     with np.errstate(invalid="ignore"):
-        outside = (out > np.float32(max_depth)) if math.isfinite(max_depth) else np.zeros(out.shape, bool)
+        outside = (
+            (out > np.float32(max_depth))
+            if math.isfinite(max_depth)
+            else np.zeros(out.shape, bool)
+        )
         if min_depth > 0.0:
             outside |= out < np.float32(min_depth)
     if outside.any():
@@ -384,5 +462,6 @@ def _resize_rgb(rgb: npt.NDArray[np.uint8], width: int, height: int) -> npt.NDAr
     import cv2
 
     shrink = width < rgb.shape[1]
-    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
+    return cv2.resize(
+        rgb, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    )

@@ -24,8 +24,17 @@ from rcl_interfaces.msg import (
 )
 
 from recon3d_ros.errors import ConfigError
+from recon3d_ros.inference.devices import PRECISIONS
+from recon3d_ros.inference.engine import BACKENDS
 
-__all__ = ["ParamSpec", "PARAMS", "NodeSettings", "settings_from_values", "descriptor_for", "declare_all"]
+__all__ = [
+    "ParamSpec",
+    "PARAMS",
+    "NodeSettings",
+    "settings_from_values",
+    "descriptor_for",
+    "declare_all",
+]
 
 Value = Union[str, int, float, bool]
 
@@ -40,83 +49,181 @@ class ParamSpec:
     choices: Sequence[str] | None = None
 
 
-BACKEND_CHOICES = ("auto", "torch", "onnxruntime", "tensorrt")
-PRECISION_CHOICES = ("fp32", "fp16", "bf16", "int8")
+BACKEND_CHOICES = ("auto",) + tuple(BACKENDS)
+PRECISION_CHOICES = tuple(PRECISIONS)
 TRANSPORT_CHOICES = ("raw", "compressed")
 RELIABILITY = ("best_effort", "reliable")
 DURABILITY = ("volatile", "transient_local")
 
 PARAMS: tuple[ParamSpec, ...] = (
     # ---------------------------------------------------------------- model
-    ParamSpec("model", "default",
-              "Depth model: a preset name (e.g. 'default') or a file path (.pt/.ts TorchScript or "
-              "checkpoint, .onnx, .engine). A file's ModelConfig comes from its sidecar YAML."),
-    ParamSpec("backend", "auto", "Inference backend; 'auto' picks from the model file's suffix.",
-              choices=BACKEND_CHOICES),
-    ParamSpec("device", "auto", "Inference device: 'auto' (GPU when available), 'cpu', 'cuda', 'cuda:1'."),
+    ParamSpec(
+        "model",
+        "default",
+        "Depth model: a preset name (e.g. 'default') or a file path (.pt/.ts TorchScript or "
+        "checkpoint, .onnx, .engine). A file's ModelConfig comes from its sidecar YAML.",
+    ),
+    ParamSpec(
+        "backend",
+        "auto",
+        "Inference backend; 'auto' picks from the model file's suffix.",
+        choices=BACKEND_CHOICES,
+    ),
+    ParamSpec(
+        "device", "auto", "Inference device: 'auto' (GPU when available), 'cpu', 'cuda', 'cuda:1'."
+    ),
     ParamSpec("precision", "fp32", "Numeric precision of the network.", choices=PRECISION_CHOICES),
-    ParamSpec("input_width", 0, "Network input width in pixels; 0 keeps the model's own.",
-              value_range=(0, 8192)),
-    ParamSpec("input_height", 0, "Network input height in pixels; 0 keeps the model's own.",
-              value_range=(0, 8192)),
+    ParamSpec(
+        "input_width",
+        0,
+        "Network input width in pixels; 0 keeps the model's own.",
+        value_range=(0, 8192),
+    ),
+    ParamSpec(
+        "input_height",
+        0,
+        "Network input height in pixels; 0 keeps the model's own.",
+        value_range=(0, 8192),
+    ),
     # ---------------------------------------------------------------- input
-    ParamSpec("transport", "raw",
-              "Image input: 'raw' subscribes 'image' (sensor_msgs/Image); 'compressed' subscribes "
-              "'image/compressed' (sensor_msgs/CompressedImage, jpeg or png).",
-              choices=TRANSPORT_CHOICES),
-    ParamSpec("input_is_rectified", False,
-              "True when 'image' is already undistorted (image_rect); otherwise images with a "
-              "non-zero CameraInfo distortion are rectified before inference."),
-    ParamSpec("camera_info_tolerance", 0.05,
-              "Largest |stamp difference| in seconds between an image and the CameraInfo paired "
-              "with it when no CameraInfo has exactly the image's stamp.",
-              read_only=False, value_range=(0.0, 10.0)),
-    ParamSpec("max_input_pixels", 33_177_600,
-              "Images with more pixels (width x height) are rejected; the default allows 8K.",
-              value_range=(1, 1_000_000_000)),
-    ParamSpec("input_qos_reliability", "best_effort", "Reliability of the image/camera_info subscriptions.",
-              choices=RELIABILITY),
-    ParamSpec("input_qos_depth", 5, "History depth of the input subscriptions.", value_range=(1, 100)),
+    ParamSpec(
+        "transport",
+        "raw",
+        "Image input: 'raw' subscribes 'image' (sensor_msgs/Image); 'compressed' subscribes "
+        "'image/compressed' (sensor_msgs/CompressedImage, jpeg or png).",
+        choices=TRANSPORT_CHOICES,
+    ),
+    ParamSpec(
+        "input_is_rectified",
+        False,
+        "True when 'image' is already undistorted (image_rect); otherwise images with a "
+        "non-zero CameraInfo distortion are rectified before inference.",
+    ),
+    ParamSpec(
+        "camera_info_tolerance",
+        0.05,
+        "Largest |stamp difference| in seconds between an image and the CameraInfo paired "
+        "with it when no CameraInfo has exactly the image's stamp.",
+        read_only=False,
+        value_range=(0.0, 10.0),
+    ),
+    ParamSpec(
+        "max_input_pixels",
+        33_177_600,
+        "Images with more pixels (width x height) are rejected; the default allows 8K.",
+        value_range=(1, 1_000_000_000),
+    ),
+    ParamSpec(
+        "input_qos_reliability",
+        "best_effort",
+        "Reliability of the image/camera_info subscriptions.",
+        choices=RELIABILITY,
+    ),
+    ParamSpec(
+        "input_qos_depth", 5, "History depth of the input subscriptions.", value_range=(1, 100)
+    ),
     # ---------------------------------------------------------------- output
-    ParamSpec("output_width", 0,
-              "Width of the published depth; 0 = input width x output_scale. Set with output_height.",
-              value_range=(0, 8192)),
-    ParamSpec("output_height", 0,
-              "Height of the published depth; 0 = input height x output_scale.",
-              value_range=(0, 8192)),
-    ParamSpec("output_scale", 1.0,
-              "Scale of the published depth relative to the input image when output_width/height are 0.",
-              value_range=(0.05, 4.0)),
-    ParamSpec("publish_depth", True, "Publish 'depth/image' (32FC1, metres along z, NaN invalid).",
-              read_only=False),
-    ParamSpec("publish_camera_info", True,
-              "Publish 'depth/camera_info' (intrinsics of the depth image).", read_only=False),
-    ParamSpec("publish_points", True, "Publish 'points' (organized sensor_msgs/PointCloud2).",
-              read_only=False),
-    ParamSpec("cloud_color", True, "Add an 'rgb' field to 'points' (xyzrgb instead of xyz).",
-              read_only=False),
-    ParamSpec("cloud_stride", 1, "Keep every n-th pixel in each direction in 'points'.",
-              read_only=False, value_range=(1, 64)),
-    ParamSpec("min_depth", 0.0,
-              "Depth below this (metres) is set to NaN in 'depth/image' and 'points' (0 = no limit).",
-              read_only=False, value_range=(0.0, 10000.0)),
-    ParamSpec("max_depth", 100.0,
-              "Depth above this (metres) is set to NaN in 'depth/image' and 'points'.",
-              read_only=False, value_range=(0.001, 10000.0)),
-    ParamSpec("edge_filter_threshold", 0.0,
-              "Flying-pixel filter: NaN on both sides of a relative depth jump |d1-d2|/min(d1,d2) "
-              "above this between neighbours (e.g. 0.05 = 5 %); 0 disables it.",
-              read_only=False, value_range=(0.0, 100.0)),
-    ParamSpec("output_qos_reliability", "reliable", "Reliability of the published topics.",
-              choices=RELIABILITY),
-    ParamSpec("output_qos_durability", "volatile", "Durability of the published topics.",
-              choices=DURABILITY),
-    ParamSpec("output_qos_depth", 5, "History depth of the published topics.", value_range=(1, 100)),
-    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages.",
-              value_range=(0.1, 60.0)),
+    ParamSpec(
+        "output_width",
+        0,
+        "Width of the published depth; 0 = input width x output_scale. Set with output_height.",
+        value_range=(0, 8192),
+    ),
+    ParamSpec(
+        "output_height",
+        0,
+        "Height of the published depth; 0 = input height x output_scale.",
+        value_range=(0, 8192),
+    ),
+    ParamSpec(
+        "output_scale",
+        1.0,
+        "Scale of the published depth relative to the input image when output_width/height are 0.",
+        value_range=(0.05, 4.0),
+    ),
+    ParamSpec(
+        "publish_depth",
+        True,
+        "Publish 'depth/image' (32FC1, metres along z, NaN invalid).",
+        read_only=False,
+    ),
+    ParamSpec(
+        "publish_camera_info",
+        True,
+        "Publish 'depth/camera_info' (intrinsics of the depth image).",
+        read_only=False,
+    ),
+    ParamSpec(
+        "publish_points",
+        True,
+        "Publish 'points' (organized sensor_msgs/PointCloud2).",
+        read_only=False,
+    ),
+    ParamSpec(
+        "cloud_color",
+        True,
+        "Add an 'rgb' field to 'points' (xyzrgb instead of xyz).",
+        read_only=False,
+    ),
+    ParamSpec(
+        "cloud_stride",
+        1,
+        "Keep every n-th pixel in each direction in 'points'.",
+        read_only=False,
+        value_range=(1, 64),
+    ),
+    ParamSpec(
+        "min_depth",
+        0.0,
+        "Depth below this (metres) is set to NaN in 'depth/image' and 'points' (0 = no limit).",
+        read_only=False,
+        value_range=(0.0, 10000.0),
+    ),
+    ParamSpec(
+        "max_depth",
+        100.0,
+        "Depth above this (metres) is set to NaN in 'depth/image' and 'points'.",
+        read_only=False,
+        value_range=(0.001, 10000.0),
+    ),
+    ParamSpec(
+        "edge_filter_threshold",
+        0.0,
+        "Flying-pixel filter: NaN on both sides of a relative depth jump |d1-d2|/min(d1,d2) "
+        "above this between neighbours (e.g. 0.05 = 5 %); 0 disables it.",
+        read_only=False,
+        value_range=(0.0, 100.0),
+    ),
+    ParamSpec(
+        "output_qos_reliability",
+        "reliable",
+        "Reliability of the published topics.",
+        choices=RELIABILITY,
+    ),
+    ParamSpec(
+        "output_qos_durability",
+        "volatile",
+        "Durability of the published topics.",
+        choices=DURABILITY,
+    ),
+    ParamSpec(
+        "output_qos_depth", 5, "History depth of the published topics.", value_range=(1, 100)
+    ),
+    ParamSpec(
+        "diagnostics_period",
+        1.0,
+        "Seconds between /diagnostics messages.",
+        value_range=(0.1, 60.0),
+    ),
 )
 
 _SPECS = {spec.name: spec for spec in PARAMS}
+_TYPE_NAMES = {
+    bool: "bool (true/false)",
+    int: "integer",
+    float: "double (written with a decimal point, e.g. 1.0)",
+    str: "string",
+}
 
 
 @dataclass(frozen=True)
@@ -152,7 +259,7 @@ class NodeSettings:
     diagnostics_period: float
 
     def config_overrides(self) -> dict[str, Any]:
-        """ModelConfig fields the parameters override (0 = keep the model's)."""
+        """Return the ModelConfig fields the parameters override (0 = keep the model's)."""
         out: dict[str, Any] = {}
         if self.input_width > 0:
             out["input_width"] = self.input_width
@@ -161,18 +268,20 @@ class NodeSettings:
         return out
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
-        """Published depth size for an input of ``width`` x ``height``."""
+        """Return the published depth size for an input of ``width`` x ``height``."""
         if self.output_width > 0 and self.output_height > 0:
             return self.output_width, self.output_height
-        return (max(1, int(round(width * self.output_scale))),
-                max(1, int(round(height * self.output_scale))))
+        return (
+            max(1, int(round(width * self.output_scale))),
+            max(1, int(round(height * self.output_scale))),
+        )
 
     def as_dict(self) -> dict[str, Value]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def descriptor_for(spec: ParamSpec) -> ParameterDescriptor:
-    """The ROS descriptor: description, type, range and read-only flag."""
+    """Build the ROS descriptor: description, type, range and read-only flag."""
     desc = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
     if isinstance(spec.default, bool):
         desc.type = ParameterType.PARAMETER_BOOL
@@ -180,27 +289,33 @@ def descriptor_for(spec: ParamSpec) -> ParameterDescriptor:
         desc.type = ParameterType.PARAMETER_INTEGER
         if spec.value_range is not None:
             desc.integer_range = [
-                IntegerRange(from_value=int(spec.value_range[0]), to_value=int(spec.value_range[1]), step=1)
+                IntegerRange(
+                    from_value=int(spec.value_range[0]), to_value=int(spec.value_range[1]), step=1
+                )
             ]
     elif isinstance(spec.default, float):
         desc.type = ParameterType.PARAMETER_DOUBLE
         if spec.value_range is not None:
             desc.floating_point_range = [
-                FloatingPointRange(from_value=float(spec.value_range[0]),
-                                   to_value=float(spec.value_range[1]), step=0.0)
+                FloatingPointRange(
+                    from_value=float(spec.value_range[0]),
+                    to_value=float(spec.value_range[1]),
+                    step=0.0,
+                )
             ]
     else:
         desc.type = ParameterType.PARAMETER_STRING
     if spec.choices:
         desc.additional_constraints = "one of: " + ", ".join(spec.choices)
     if not spec.read_only:
-        desc.additional_constraints = (desc.additional_constraints + "; " if desc.additional_constraints
-                                       else "") + "can change at run time"
+        desc.additional_constraints = (
+            desc.additional_constraints + "; " if desc.additional_constraints else ""
+        ) + "can change at run time"
     return desc
 
 
 def _check(spec: ParamSpec, value: Any) -> Value:
-    """Type, range and choice check of one value (rclpy checks too; this also covers YAML/tests)."""
+    """Type, range and choice check of one value (rclpy checks too; this covers YAML/tests)."""
     expected = type(spec.default)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -214,7 +329,9 @@ def _check(spec: ParamSpec, value: Any) -> Value:
         if not (lo <= value <= hi) or (isinstance(value, float) and math.isnan(value)):
             raise ConfigError(f"parameter '{spec.name}' = {value} is outside [{lo}, {hi}]")
     if spec.choices is not None and value not in spec.choices:
-        raise ConfigError(f"parameter '{spec.name}' = {value!r} is not one of {list(spec.choices)}")
+        raise ConfigError(
+            f"parameter '{spec.name}' = {value!r} is not one of {list(spec.choices)}"
+        )
     return value
 
 
@@ -229,9 +346,13 @@ def settings_from_values(values: Mapping[str, Any]) -> NodeSettings:
             f"min_depth ({checked['min_depth']}) must be below max_depth ({checked['max_depth']})"
         )
     if (checked["output_width"] > 0) != (checked["output_height"] > 0):
-        raise ConfigError("set both output_width and output_height, or neither (0 = use output_scale)")
+        raise ConfigError(
+            "set both output_width and output_height, or neither (0 = use output_scale)"
+        )
     if not str(checked["model"]).strip():
-        raise ConfigError("parameter 'model' is empty: give a preset name such as 'default' or a model file")
+        raise ConfigError(
+            "parameter 'model' is empty: give a preset name such as 'default' or a model file"
+        )
     return NodeSettings(**checked)  # type: ignore[arg-type]
 
 
@@ -249,8 +370,13 @@ def declare_all(node: Any) -> NodeSettings:
             param = node.declare_parameter(spec.name, spec.default, descriptor_for(spec))
         except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
             raise ConfigError(
-                f"parameter '{spec.name}' rejected: {exc}; expected a {type(spec.default).__name__}"
-                + (f" in [{spec.value_range[0]}, {spec.value_range[1]}]" if spec.value_range else "")
+                f"parameter '{spec.name}' rejected: {exc}; "
+                f"expected a {_TYPE_NAMES[type(spec.default)]}"
+                + (
+                    f" in [{spec.value_range[0]}, {spec.value_range[1]}]"
+                    if spec.value_range
+                    else ""
+                )
             ) from exc
         values[spec.name] = param.value
     return settings_from_values(values)

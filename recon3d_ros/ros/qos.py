@@ -30,7 +30,7 @@ DURABILITY_CHOICES: dict[str, DurabilityPolicy] = {
 
 
 def make_qos(reliability: str, durability: str, depth: int) -> QoSProfile:
-    """A keep-last profile from names such as ``"best_effort"``, ``"volatile"``."""
+    """Build a keep-last profile from names such as ``"best_effort"``, ``"volatile"``."""
     try:
         rel = RELIABILITY_CHOICES[reliability]
     except KeyError:
@@ -45,7 +45,9 @@ def make_qos(reliability: str, durability: str, depth: int) -> QoSProfile:
         ) from None
     if depth < 1:
         raise ConfigError(f"QoS history depth must be >= 1, got {depth}")
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(depth), reliability=rel, durability=dur)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=int(depth), reliability=rel, durability=dur
+    )
 
 
 def input_qos(reliability: str = "best_effort", depth: int = 5) -> QoSProfile:
@@ -53,5 +55,7 @@ def input_qos(reliability: str = "best_effort", depth: int = 5) -> QoSProfile:
     return make_qos(reliability, "volatile", depth)
 
 
-def output_qos(reliability: str = "reliable", durability: str = "volatile", depth: int = 5) -> QoSProfile:
+def output_qos(
+    reliability: str = "reliable", durability: str = "volatile", depth: int = 5
+) -> QoSProfile:
     return make_qos(reliability, durability, depth)

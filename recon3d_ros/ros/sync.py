@@ -44,7 +44,7 @@ class CameraInfoBuffer(Generic[T]):
         return went_back
 
     def match(self, stamp_ns: int, tolerance_ns: int) -> T | None:
-        """The message with ``stamp_ns``, else the nearest one within ``tolerance_ns``."""
+        """Return the message with ``stamp_ns``, else the nearest one within ``tolerance_ns``."""
         best: T | None = None
         best_gap = tolerance_ns + 1
         for item_stamp, info in reversed(self._items):

@@ -224,9 +224,10 @@ class Cylinder:
         for y_cap, n_y in ((self.y1, 1.0), (self.y0, -1.0)):
             with np.errstate(divide="ignore", invalid="ignore"):
                 tc = (y_cap - o[:, 1]) / d[:, 1]
-            px, pz = ox + tc * dx, oz + tc * dz
+                px, pz = ox + tc * dx, oz + tc * dz
+                inside = px * px + pz * pz <= self.radius**2
             facing = d[:, 1] * n_y < 0
-            ok = facing & (tc > EPS) & (px * px + pz * pz <= self.radius**2) & (tc < t_cap)
+            ok = facing & (tc > EPS) & inside & (tc < t_cap)
             t_cap = np.where(ok, tc, t_cap)
             cap_n = np.where(ok, n_y, cap_n)
         use_cap = t_cap < t_side

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from recon3d_ros.errors import ConfigError
 from recon3d_ros.synth.geometry import Box, Cylinder, Material, Plane, RoomShell, Sphere
 
 __all__ = ["PointLight", "Sun", "Scene", "CameraPose", "SCENE_KINDS", "sample_scene", "look_rotation"]
@@ -139,7 +140,7 @@ def _mat(rng: np.random.Generator, family: str) -> Material:
     if family == "leaves":
         return Material(_hsv(0.2 + 0.12 * u(), 0.5 + 0.4 * u(), 0.15 + 0.3 * u()),
                         _hsv(0.18, 0.6, 0.1 + 0.2 * u()), "leaves", 0.2 + 0.3 * u(), 0.8, seed=seed)
-    raise ValueError(family)
+    raise ConfigError(f"unknown material family {family!r}")
 
 
 def _window_mat(rng: np.random.Generator) -> Material:
@@ -517,4 +518,4 @@ def sample_scene(rng: np.random.Generator, kind: str | None = None) -> Scene:
         return _street(rng)
     if kind == "yard":
         return _yard(rng)
-    raise ValueError(f"unknown scene kind {kind!r}; choose one of {SCENE_KINDS}")
+    raise ConfigError(f"unknown scene kind {kind!r}; choose one of {SCENE_KINDS}")

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from recon3d_ros.errors import ConfigError
+from recon3d_ros.errors import ConfigError, DatasetError
 from recon3d_ros.inference.config import ModelConfig
 
 __all__ = ["TrainOptions", "train", "validate_synthetic", "render_validation_set"]
@@ -107,7 +107,7 @@ def validate_synthetic(model, val, canonical_focal: float, max_depth: float, dev
                 metric = pred[j] * (k[i + j, 0] / canonical_focal)
                 try:
                     rows.append(depth_metrics(metric, depth[i + j], 0.05, max_depth))
-                except Exception:  # a frame with no valid pixel (all sky) has nothing to score
+                except DatasetError:  # a frame with no valid pixel (all sky) has nothing to score
                     continue
     model.train()
     keys = ("abs_rel", "delta1", "rmse_log")
@@ -213,11 +213,13 @@ def train(opts: TrainOptions) -> Path:
         elapsed_before = float(state.get("duration_s", 0.0))
         rng.bit_generator.state = state["rng"][rank] if rank < len(state["rng"]) else rng.bit_generator.state
         torch.set_rng_state(state["torch_rng"])
-    net = model
+    from recon3d_ros.models.unet import LogDepth
+
+    net = LogDepth(model)  # shares the parameters; calling it gives log depth
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
+        net = DistributedDataParallel(net, device_ids=[local_rank] if device.type == "cuda" else None)
 
     def progress_at(s: int) -> float:
         frac = s / max(1, total_steps)
@@ -266,7 +268,7 @@ def train(opts: TrainOptions) -> Path:
         x, t, m = make_batch(sources, weights, opts.batch, opts.crop[0], opts.crop[1],
                              opts.canonical_focal, opts.max_depth, rng, aug)
         x, t, m = (torch.from_numpy(a).to(device, non_blocking=True) for a in (x, t, m))
-        pred_log = net(x, log=True)  # through __call__ so DDP's gradient hooks run
+        pred_log = net(x)  # through __call__ so DDP's gradient hooks run
         loss, parts = depth_loss(pred_log, t, m)
         optim.zero_grad(set_to_none=True)
         loss.backward()

@@ -16,93 +16,93 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-RVIZ_FILE = REPO / 'config' / 'recon3d.rviz'
-PARAMS_FILE = REPO / 'config' / 'recon3d.yaml'
-NODE_MODULE = REPO / 'recon3d_ros' / 'ros' / 'node.py'
-LAUNCH_FILE = REPO / 'launch' / 'depth.launch.py'
+RVIZ_FILE = REPO / "config" / "recon3d.rviz"
+PARAMS_FILE = REPO / "config" / "recon3d.yaml"
+NODE_MODULE = REPO / "recon3d_ros" / "ros" / "node.py"
+LAUNCH_FILE = REPO / "launch" / "depth.launch.py"
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def rviz() -> dict[str, Any]:
-    return yaml.safe_load(RVIZ_FILE.read_text(encoding='utf-8'))
+    return yaml.safe_load(RVIZ_FILE.read_text(encoding="utf-8"))
 
 
 def displays_by_topic(rviz: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    displays = rviz['Visualization Manager']['Displays']
-    return {display['Topic']['Value']: display for display in displays if 'Topic' in display}
+    displays = rviz["Visualization Manager"]["Displays"]
+    return {display["Topic"]["Value"]: display for display in displays if "Topic" in display}
 
 
 def node_output_qos() -> tuple[str, str]:
-    params = yaml.safe_load(PARAMS_FILE.read_text(encoding='utf-8'))
-    section = next(iter(params.values()))['ros__parameters']
-    return section['output_qos_reliability'], section['output_qos_durability']
+    params = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))
+    section = next(iter(params.values()))["ros__parameters"]
+    return section["output_qos_reliability"], section["output_qos_durability"]
 
 
 def node_topic_literals() -> set[str]:
-    tree = ast.parse(NODE_MODULE.read_text(encoding='utf-8'))
+    tree = ast.parse(NODE_MODULE.read_text(encoding="utf-8"))
     topics = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, 'attr', None) in (
-                'create_publisher', 'create_subscription') and len(node.args) > 1 \
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) in (
+                "create_publisher", "create_subscription") and len(node.args) > 1 \
                 and isinstance(node.args[1], ast.Constant):
             topics.add(node.args[1].value)
     return topics
 
 
 def test_has_the_sections_rviz2_loads(rviz: dict[str, Any]) -> None:
-    assert {'Panels', 'Visualization Manager', 'Window Geometry'} <= set(rviz)
-    manager = rviz['Visualization Manager']
-    assert manager['Global Options']['Fixed Frame'] == 'camera_optical_frame'
-    assert manager['Views']['Current']['Class'] == 'rviz_default_plugins/Orbit'
-    for panel in rviz['Panels']:
-        assert panel['Class'].startswith('rviz_common/'), panel['Class']
-    for display in manager['Displays']:
-        assert display['Class'].startswith('rviz_default_plugins/'), display['Class']
+    assert {"Panels", "Visualization Manager", "Window Geometry"} <= set(rviz)
+    manager = rviz["Visualization Manager"]
+    assert manager["Global Options"]["Fixed Frame"] == "camera_optical_frame"
+    assert manager["Views"]["Current"]["Class"] == "rviz_default_plugins/Orbit"
+    for panel in rviz["Panels"]:
+        assert panel["Class"].startswith("rviz_common/"), panel["Class"]
+    for display in manager["Displays"]:
+        assert display["Class"].startswith("rviz_default_plugins/"), display["Class"]
 
 
 def test_shows_the_input_the_depth_and_the_cloud(rviz: dict[str, Any]) -> None:
     displays = displays_by_topic(rviz)
-    assert displays['image']['Class'] == 'rviz_default_plugins/Image'
-    assert displays['depth/image']['Class'] == 'rviz_default_plugins/Image'
-    assert displays['points']['Class'] == 'rviz_default_plugins/PointCloud2'
-    assert displays['points']['Color Transformer'] == 'RGB8'
+    assert displays["image"]["Class"] == "rviz_default_plugins/Image"
+    assert displays["depth/image"]["Class"] == "rviz_default_plugins/Image"
+    assert displays["points"]["Class"] == "rviz_default_plugins/PointCloud2"
+    assert displays["points"]["Color Transformer"] == "RGB8"
     # 32FC1 metres: a fixed range keeps colours comparable between frames.
-    assert displays['depth/image']['Normalize Range'] is False
+    assert displays["depth/image"]["Normalize Range"] is False
 
 
 def test_topics_are_the_nodes_relative_names(rviz: dict[str, Any]) -> None:
-    topics = set(displays_by_topic(rviz)) - {'/clicked_point'}
+    topics = set(displays_by_topic(rviz)) - {"/clicked_point"}
     assert topics <= node_topic_literals(), topics - node_topic_literals()
-    assert not any(topic.startswith('/') for topic in topics)
+    assert not any(topic.startswith("/") for topic in topics)
 
 
 def test_input_display_matches_any_camera_driver(rviz: dict[str, Any]) -> None:
-    qos = displays_by_topic(rviz)['image']['Topic']
-    assert qos['Reliability Policy'] == 'Best Effort'
-    assert qos['Durability Policy'] == 'Volatile'
+    qos = displays_by_topic(rviz)["image"]["Topic"]
+    assert qos["Reliability Policy"] == "Best Effort"
+    assert qos["Durability Policy"] == "Volatile"
 
 
-@pytest.mark.parametrize('topic', ['depth/image', 'points'])
+@pytest.mark.parametrize("topic", ["depth/image", "points"])
 def test_output_displays_match_the_nodes_publishers(rviz: dict[str, Any], topic: str) -> None:
     reliability, durability = node_output_qos()
-    qos = displays_by_topic(rviz)[topic]['Topic']
-    if qos['Reliability Policy'] == 'Reliable':
-        assert reliability == 'reliable', f'{topic}: Reliable display, {reliability} publisher'
-    if qos['Durability Policy'] == 'Transient Local':
-        assert durability == 'transient_local', f'{topic}: durability mismatch'
+    qos = displays_by_topic(rviz)[topic]["Topic"]
+    if qos["Reliability Policy"] == "Reliable":
+        assert reliability == "reliable", f"{topic}: Reliable display, {reliability} publisher"
+    if qos["Durability Policy"] == "Transient Local":
+        assert durability == "transient_local", f"{topic}: durability mismatch"
     # And the documented defaults are what rviz2 shows with.
-    assert (qos['Reliability Policy'], qos['Durability Policy']) == ('Reliable', 'Volatile')
+    assert (qos["Reliability Policy"], qos["Durability Policy"]) == ("Reliable", "Volatile")
 
 
 def test_launch_file_default_fixed_frame_matches(rviz: dict[str, Any]) -> None:
-    tree = ast.parse(LAUNCH_FILE.read_text(encoding='utf-8'))
+    tree = ast.parse(LAUNCH_FILE.read_text(encoding="utf-8"))
     defaults = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, 'id', None) == \
-                'DeclareLaunchArgument':
-            default = next((kw.value for kw in node.keywords if kw.arg == 'default_value'),
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == \
+                "DeclareLaunchArgument":
+            default = next((kw.value for kw in node.keywords if kw.arg == "default_value"),
                            None)
             if isinstance(default, ast.Constant):
                 defaults[node.args[0].value] = default.value
-    fixed_frame = rviz['Visualization Manager']['Global Options']['Fixed Frame']
-    assert defaults['rviz_fixed_frame'] == fixed_frame
+    fixed_frame = rviz["Visualization Manager"]["Global Options"]["Fixed Frame"]
+    assert defaults["rviz_fixed_frame"] == fixed_frame

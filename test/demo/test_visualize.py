@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from recon3d_ros.demo.visualize import colorize_depth, depth_panel, depth_range, render_points, side_by_side
+from recon3d_ros.demo.visualize import (
+    colorize_depth,
+    depth_panel,
+    depth_range,
+    render_points,
+    side_by_side,
+)
 
 
 def test_depth_range_ignores_invalid_values() -> None:
@@ -33,17 +39,24 @@ def test_side_by_side_layout() -> None:
     assert image[0, 0].tolist() == [0, 0, 255]  # saved as BGR
     enlarged = side_by_side(rgb, depth, min_height=100)  # small frames grow by a whole factor
     assert enlarged.shape[0] == 120 and enlarged.shape[1] > 2 * 160
-    np.testing.assert_array_equal(enlarged[:, :160], np.repeat(np.repeat(image[:, :40], 4, 0), 4, 1))
+    np.testing.assert_array_equal(
+        enlarged[:, :160], np.repeat(np.repeat(image[:, :40], 4, 0), 4, 1)
+    )
 
 
 def test_render_points_keeps_the_nearest_point() -> None:
-    # Two points on the optical axis, a red one in front of a blue one, plus a spread to size the view.
-    points = np.array([[0, 0, 1.0], [0, 0, 3.0], [-1, -1, 2.0], [1, 1, 2.0], [np.nan, 0, 1]], np.float32)
+    # Two points on the optical axis, a red one in front of a blue one, and a spread that sizes
+    # the view.
+    points = np.array(
+        [[0, 0, 1.0], [0, 0, 3.0], [-1, -1, 2.0], [1, 1, 2.0], [np.nan, 0, 1]], np.float32
+    )
     colors = np.array([[255, 0, 0], [0, 0, 255], [0, 255, 0], [0, 255, 0], [9, 9, 9]], np.uint8)
     image = render_points(points, colors, 64, 48, yaw_deg=0.0, pitch_deg=0.0, point_size=1)
     found = {tuple(c) for c in image.reshape(-1, 3).tolist()}
     assert (255, 0, 0) in found and (0, 0, 255) not in found and (9, 9, 9) not in found
-    seen_from_behind = render_points(points, colors, 64, 48, yaw_deg=180.0, pitch_deg=0.0, point_size=1)
+    seen_from_behind = render_points(
+        points, colors, 64, 48, yaw_deg=180.0, pitch_deg=0.0, point_size=1
+    )
     assert (0, 0, 255) in {tuple(c) for c in seen_from_behind.reshape(-1, 3).tolist()}
 
 

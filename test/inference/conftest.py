@@ -62,7 +62,9 @@ class TinyConvNet(torch.nn.Module):
         return torch.nn.functional.softplus(self.body(x)) + 0.5
 
 
-def save_torchscript(module: torch.nn.Module, path: Path, config: ModelConfig | None = None) -> Path:
+def save_torchscript(
+    module: torch.nn.Module, path: Path, config: ModelConfig | None = None
+) -> Path:
     scripted = torch.jit.script(module.eval())
     extra = {"recon3d_config.json": json.dumps(config.to_dict())} if config is not None else {}
     torch.jit.save(scripted, str(path), _extra_files=extra)
@@ -82,8 +84,14 @@ def save_onnx(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module.eval(), (dummy,), str(path), dynamo=False, opset_version=17,
-            input_names=[input_name], output_names=[output_name], dynamic_axes=axes,
+            module.eval(),
+            (dummy,),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_axes=axes,
         )
     return path
 
@@ -92,7 +100,9 @@ def save_onnx(
 class TinyModels:
     root: Path
 
-    def torchscript(self, module: torch.nn.Module, name: str, config: ModelConfig | None = None) -> Path:
+    def torchscript(
+        self, module: torch.nn.Module, name: str, config: ModelConfig | None = None
+    ) -> Path:
         return save_torchscript(module, self.root / name, config)
 
     def onnx(self, module: torch.nn.Module, name: str, **kwargs: object) -> Path:

@@ -10,8 +10,14 @@ from recon3d_ros.inference.devices import cuda_index, resolve_device, validate_p
 
 @pytest.mark.parametrize(
     ("device", "has_cuda", "expected"),
-    [("auto", True, "cuda:0"), ("auto", False, "cpu"), ("cpu", True, "cpu"), ("CUDA", True, "cuda:0"),
-     ("cuda:2", True, "cuda:2"), (" cpu ", False, "cpu")],
+    [
+        ("auto", True, "cuda:0"),
+        ("auto", False, "cpu"),
+        ("cpu", True, "cpu"),
+        ("CUDA", True, "cuda:0"),
+        ("cuda:2", True, "cuda:2"),
+        (" cpu ", False, "cpu"),
+    ],
 )
 def test_resolve_device(device, has_cuda, expected):
     assert resolve_device(device, cuda_is_available=has_cuda) == expected

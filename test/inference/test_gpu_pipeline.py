@@ -12,7 +12,11 @@ torch = pytest.importorskip("torch")
 from recon3d_ros.core.camera import PinholeCamera  # noqa: E402
 from recon3d_ros.inference.config import ModelConfig  # noqa: E402
 from recon3d_ros.inference.engine import PipelineEngine  # noqa: E402
-from recon3d_ros.inference.gpu_pipeline import GpuPipelineEngine, preprocess_torch, to_metric_torch  # noqa: E402
+from recon3d_ros.inference.gpu_pipeline import (  # noqa: E402
+    GpuPipelineEngine,
+    preprocess_torch,
+    to_metric_torch,
+)
 from recon3d_ros.inference.torch_backend import TorchRunner  # noqa: E402
 
 CAMERA = PinholeCamera(120, 80, 110.0, 110.0, 59.5, 39.5)
@@ -26,20 +30,28 @@ def _smooth_image(width: int = 120, height: int = 80) -> np.ndarray:
 
 @pytest.mark.parametrize("mode", ["stretch", "letterbox", "keep_aspect"])
 def test_preprocess_matches_numpy_on_a_smooth_image(mode):
-    config = ModelConfig(input_width=64, input_height=64, resize_mode=mode, short_side=56, multiple_of=14)
+    config = ModelConfig(
+        input_width=64, input_height=64, resize_mode=mode, short_side=56, multiple_of=14
+    )
     rgb = _smooth_image()
     pre = config.preprocess(rgb, CAMERA)
     ours = preprocess_torch(torch.from_numpy(rgb), pre.transform, config).numpy()
     assert ours.shape == pre.tensor.shape
-    # Different resampling filters (INTER_AREA vs antialiased bilinear): equal up to ~2 grey levels.
+    # Different resampling (INTER_AREA vs antialiased bilinear): equal up to ~2 grey levels.
     np.testing.assert_allclose(ours, pre.tensor, atol=2.5 / (255 * 0.224))
 
 
 @pytest.mark.parametrize(
     "config",
-    [ModelConfig(output_kind="metric_depth", depth_scale=2.0, canonical_focal=500.0, max_depth=40.0),
-     ModelConfig(output_kind="relative_inverse_depth", depth_scale=0.5, depth_shift=-0.1, min_depth=0.2),
-     ModelConfig(output_kind="disparity", baseline=0.12)],
+    [
+        ModelConfig(
+            output_kind="metric_depth", depth_scale=2.0, canonical_focal=500.0, max_depth=40.0
+        ),
+        ModelConfig(
+            output_kind="relative_inverse_depth", depth_scale=0.5, depth_shift=-0.1, min_depth=0.2
+        ),
+        ModelConfig(output_kind="disparity", baseline=0.12),
+    ],
 )
 def test_to_metric_torch_equals_numpy(config):
     raw = np.random.default_rng(0).uniform(-1.0, 20.0, (30, 40)).astype(np.float32)
@@ -62,5 +74,20 @@ def test_gpu_engine_equals_numpy_engine_on_positional_output(modules, mode):
     assert got.shape == (80, 120)
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     resized = gpu_engine.infer(rgb, CAMERA, output_size=(60, 40))
-    np.testing.assert_allclose(resized, cpu_engine.infer(rgb, CAMERA, output_size=(60, 40)), rtol=1e-5)
-    assert gpu_engine.timings.inference_ms >= 0.0 and not math.isnan(gpu_engine.timings.postprocess_ms)
+    np.testing.assert_allclose(
+        resized, cpu_engine.infer(rgb, CAMERA, output_size=(60, 40)), rtol=1e-5
+    )
+    assert gpu_engine.timings.inference_ms >= 0.0 and not math.isnan(
+        gpu_engine.timings.postprocess_ms
+    )
+
+
+def test_infer_torch_returns_the_same_depth_as_a_tensor(modules):
+    config = ModelConfig(input_width=64, input_height=64, resize_mode="letterbox")
+    runner = TorchRunner.from_module(modules["ramp"](), config, device="cpu")
+    engine = GpuPipelineEngine(runner, config)
+    rgb = _smooth_image()
+    tensor = engine.infer_torch(rgb, CAMERA)
+    assert isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float32
+    assert tensor.device.type == "cpu" and tuple(tensor.shape) == (80, 120)
+    np.testing.assert_array_equal(tensor.numpy(), engine.infer(rgb, CAMERA))

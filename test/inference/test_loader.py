@@ -48,7 +48,12 @@ def test_relative_inverse_depth_uses_scale_and_shift(tiny, modules):
     path = tiny.onnx(modules["constant"](4.0), "rel.onnx")
     engine = load_engine(
         path,
-        config_overrides={**STRETCH.to_dict(), "output_kind": "relative_inverse_depth", "depth_scale": 0.5, "depth_shift": 0.25},
+        config_overrides={
+            **STRETCH.to_dict(),
+            "output_kind": "relative_inverse_depth",
+            "depth_scale": 0.5,
+            "depth_shift": 0.25,
+        },
     )
     assert engine.backend == "onnxruntime"
     depth = engine.infer(_image(), _camera())
@@ -63,13 +68,17 @@ def test_letterbox_padding_is_removed_when_mapping_back(tiny, modules, fmt):
         path = tiny.torchscript(modules["ramp"](), "ramp.ts", config)
     else:
         path = tiny.onnx(modules["ramp"](), "ramp.onnx", size=(64, 64))
-        (tiny.root / "ramp.onnx.yaml").write_text("model:\n  input_width: 64\n  input_height: 64\n  resize_mode: letterbox\n")
+        (tiny.root / "ramp.onnx.yaml").write_text(
+            "model:\n  input_width: 64\n  input_height: 64\n  resize_mode: letterbox\n"
+        )
     engine = load_engine(path, device="cpu")
     depth = engine.infer(_image(64, 128), _camera(64, 128))
     u = np.arange(64)
     # source column u sits at canvas column 16 + (u + 0.5) * 32 / 64 - 0.5; the ramp adds 1.
     expected = 16 + (u + 0.5) / 2 - 0.5 + 1
-    np.testing.assert_allclose(depth[:, 1:-1], np.broadcast_to(expected[1:-1], (128, 62)), atol=1e-4)
+    np.testing.assert_allclose(
+        depth[:, 1:-1], np.broadcast_to(expected[1:-1], (128, 62)), atol=1e-4
+    )
     assert np.all(depth >= 16.0) and np.all(depth <= 49.0), "values from the padding leaked in"
 
 
@@ -85,7 +94,9 @@ def test_torch_and_onnxruntime_agree_on_the_same_network(tiny, modules):
 
 
 def test_config_layers_embedded_then_sidecar_then_overrides(tiny, modules):
-    path = tiny.torchscript(modules["constant"](1.0), "layers.ts", STRETCH.replace(depth_scale=2.0))
+    path = tiny.torchscript(
+        modules["constant"](1.0), "layers.ts", STRETCH.replace(depth_scale=2.0)
+    )
     image, camera = _image(), _camera()
     assert np.allclose(load_engine(path, device="cpu").infer(image, camera), 2.0)
     (tiny.root / "layers.yaml").write_text("depth_scale: 3.0\n")  # same-stem sidecar
@@ -95,13 +106,17 @@ def test_config_layers_embedded_then_sidecar_then_overrides(tiny, modules):
     (tiny.root / "layers.ts.yaml").write_text("model:\n  depth_scale: 4.0\n")  # <file>.yaml wins
     assert sidecar_path(path) == tiny.root / "layers.ts.yaml"
     assert np.allclose(load_engine(path, device="cpu").infer(image, camera), 4.0)
-    engine = load_engine(path, device="cpu", config_overrides={"depth_scale": 5.0, "max_depth": None})
+    engine = load_engine(
+        path, device="cpu", config_overrides={"depth_scale": 5.0, "max_depth": None}
+    )
     assert np.allclose(engine.infer(image, camera), 5.0)
 
 
 def test_max_depth_from_overrides_invalidates_far_pixels(tiny, modules):
     path = tiny.torchscript(modules["constant"](7.0), "far.ts", STRETCH)
-    depth = load_engine(path, device="cpu", config_overrides={"max_depth": 5.0}).infer(_image(), _camera())
+    depth = load_engine(path, device="cpu", config_overrides={"max_depth": 5.0}).infer(
+        _image(), _camera()
+    )
     assert np.isnan(depth).all()
 
 
@@ -155,7 +170,9 @@ def test_public_preset_file_is_found_in_the_model_path(tmp_path, monkeypatch, ti
     tiny.onnx(modules["constant"](0.5), preset.filename, size=(256, 256))
     monkeypatch.setenv("RECON3D_MODEL_PATH", str(models_dir))
     engine = load_engine("midas_v21_small")
-    assert engine.config.input_width == 256 and engine.config.output_kind == "relative_inverse_depth"
+    assert (
+        engine.config.input_width == 256 and engine.config.output_kind == "relative_inverse_depth"
+    )
     np.testing.assert_allclose(engine.infer(_image(), _camera()), 2.0, rtol=1e-6)
 
 
@@ -182,3 +199,39 @@ def test_sidecar_absent_returns_none(tmp_path):
     path = tmp_path / "m.onnx"
     path.write_bytes(b"")
     assert sidecar_path(Path(path)) is None
+
+
+def test_packaged_onnx_twin_is_used_on_cpu_only_when_exported_from_the_same_weights(tiny, modules):
+    from recon3d_ros.cli import main
+    from recon3d_ros.inference.loader import cpu_onnx_twin
+
+    ts = tiny.torchscript(modules["conv"](), "net.ts", STRETCH)
+    onnx_path = tiny.root / "net.onnx"
+    assert main(["export", str(ts), "-o", str(onnx_path)]) == 0
+    assert cpu_onnx_twin(ts, onnx_path, "cpu") == onnx_path
+    assert cpu_onnx_twin(ts, tiny.root / "absent.onnx", "cpu") is None
+    assert cpu_onnx_twin(ts, None, "cpu") is None
+    assert cpu_onnx_twin(ts, onnx_path, "cuda") is None  # GPU (or none here): the torch path
+    # Retrained weights without a new export: the stale ONNX is not used.
+    tiny.torchscript(modules["constant"](1.0), "net.ts", STRETCH)
+    assert cpu_onnx_twin(ts, onnx_path, "cpu") is None
+
+
+def test_packaged_preset_runs_its_onnx_twin_on_cpu(tiny, modules, monkeypatch):
+    from recon3d_ros.cli import main
+    from recon3d_ros.inference.presets import Preset
+
+    ts = tiny.torchscript(modules["conv"](), "shipped.ts", STRETCH)
+    onnx_path = tiny.root / "shipped.onnx"
+    assert main(["export", str(ts), "-o", str(onnx_path)]) == 0
+    # Absolute "packaged" paths stand in for files inside the package.
+    preset = Preset("shipped", ModelConfig(), packaged=str(ts), packaged_onnx=str(onnx_path))
+    monkeypatch.setitem(PRESETS, "shipped", preset)
+    engine = load_engine("shipped", device="cpu")
+    assert engine.backend == "onnxruntime" and engine.config.input_width == 64
+    reference = load_engine(str(ts), device="cpu")
+    np.testing.assert_allclose(
+        engine.infer(_image(), _camera()), reference.infer(_image(), _camera()), rtol=1e-4
+    )
+    assert load_engine("shipped", device="cpu", precision="bf16").backend == "torch"
+    assert load_engine("shipped", backend="torch", device="cpu").backend == "torch"

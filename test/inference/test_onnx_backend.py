@@ -10,7 +10,12 @@ import pytest
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-from recon3d_ros.errors import BackendUnavailableError, ConfigError, InferenceError, ModelLoadError  # noqa: E402
+from recon3d_ros.errors import (  # noqa: E402
+    BackendUnavailableError,
+    ConfigError,
+    InferenceError,
+    ModelLoadError,
+)
 from recon3d_ros.inference.config import ModelConfig  # noqa: E402
 from recon3d_ros.inference.onnx_backend import (  # noqa: E402
     CONFIG_METADATA_KEY,
@@ -20,7 +25,9 @@ from recon3d_ros.inference.onnx_backend import (  # noqa: E402
 )
 
 CONFIG = ModelConfig(input_width=64, input_height=48)
-HAS_GPU_EP = bool({"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(ort.get_available_providers()))
+HAS_GPU_EP = bool(
+    {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(ort.get_available_providers())
+)
 
 
 def test_cpu_runner_matches_torch(tiny, modules):
@@ -39,10 +46,19 @@ def test_cpu_runner_matches_torch(tiny, modules):
 
 
 def test_provider_lists():
-    assert choose_providers("cpu", "fp32", ["CUDAExecutionProvider", "CPUExecutionProvider"]) == ["CPUExecutionProvider"]
-    got = choose_providers("cuda:1", "fp16", ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert choose_providers("cpu", "fp32", ["CUDAExecutionProvider", "CPUExecutionProvider"]) == [
+        "CPUExecutionProvider"
+    ]
+    got = choose_providers(
+        "cuda:1",
+        "fp16",
+        ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
     assert [p[0] if isinstance(p, tuple) else p for p in got] == [
-        "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+        "TensorrtExecutionProvider",
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
     assert got[0][1]["device_id"] == 1 and got[0][1]["trt_fp16_enable"] is True
     assert got[1][1] == {"device_id": 1}
     with pytest.raises(BackendUnavailableError, match="onnxruntime-gpu"):
@@ -58,11 +74,17 @@ def test_cuda_request_without_gpu_provider_says_what_to_install(tiny, modules):
 
 
 def test_configured_names_must_exist(tiny, modules):
-    path = tiny.onnx(modules["constant"](), "c.onnx", input_name="pixel_values", output_name="predicted_depth")
+    path = tiny.onnx(
+        modules["constant"](), "c.onnx", input_name="pixel_values", output_name="predicted_depth"
+    )
     runner = OnnxRunner(path, CONFIG.replace(input_name="image"), device="cpu")
     with pytest.raises(ModelLoadError, match="pixel_values"):
         runner.load()
-    ok = OnnxRunner(path, CONFIG.replace(input_name="pixel_values", output_name="predicted_depth"), device="cpu")
+    ok = OnnxRunner(
+        path,
+        CONFIG.replace(input_name="pixel_values", output_name="predicted_depth"),
+        device="cpu",
+    )
     ok.load()
     assert ok.run(np.zeros((1, 3, 48, 64), np.float32)).shape == (1, 1, 48, 64)
 
@@ -88,7 +110,10 @@ def test_embedded_config_in_metadata(tiny, modules):
     assert read_embedded_config(path) is None
     model = onnx.load(str(path))
     entry = model.metadata_props.add()
-    entry.key, entry.value = CONFIG_METADATA_KEY, json.dumps(CONFIG.replace(depth_scale=7.0).to_dict())
+    entry.key, entry.value = (
+        CONFIG_METADATA_KEY,
+        json.dumps(CONFIG.replace(depth_scale=7.0).to_dict()),
+    )
     onnx.save(model, str(path))
     assert read_embedded_config(path)["depth_scale"] == 7.0
 

@@ -1,4 +1,4 @@
-"""Each public preset's pre/post-processing, run on an ONNX net with the preset's I/O names and shapes."""
+"""Each public preset's pre/post-processing, on an ONNX net with its I/O names and shapes."""
 
 from __future__ import annotations
 
@@ -40,8 +40,16 @@ def _export(preset, path):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, (torch.from_numpy(pre.tensor),), str(path), dynamo=False, opset_version=17,
-                          input_names=[in_name], output_names=[out_name], dynamic_axes=axes)
+        torch.onnx.export(
+            net,
+            (torch.from_numpy(pre.tensor),),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=[in_name],
+            output_names=[out_name],
+            dynamic_axes=axes,
+        )
     return pre.tensor.shape
 
 

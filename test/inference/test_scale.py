@@ -24,7 +24,7 @@ CAMERA = PinholeCamera(160, 120, 120.0, 120.0, 79.5, 59.5)
 
 
 def _relative_samples(rng, n=400, scale=0.37, shift=0.021, noise=0.01):
-    """True depth, and relative disparity d with metric_disp = scale * d + shift (+ noise)."""
+    """Return true depth and relative disparity d: metric_disp = scale * d + shift (+ noise)."""
     z = rng.uniform(1.0, 40.0, n)
     d = (1.0 / z - shift) / scale
     d *= 1.0 + noise * rng.standard_normal(n)
@@ -46,10 +46,14 @@ def test_gross_outliers_are_rejected_where_least_squares_fails():
     z, d = _relative_samples(rng, noise=0.005)
     bad = rng.choice(z.size, size=z.size // 4, replace=False)
     z_meas = z.copy()
-    z_meas[bad] = rng.uniform(0.3, 1.0, bad.size)  # e.g. LiDAR hits on the ego vehicle / occlusions
+    z_meas[bad] = rng.uniform(
+        0.3, 1.0, bad.size
+    )  # e.g. LiDAR hits on the ego vehicle / occlusions
     robust = fit_scale_shift(d, z_meas)
     assert robust is not None
-    assert robust.scale == pytest.approx(0.37, rel=0.02) and robust.shift == pytest.approx(0.021, abs=0.003)
+    assert robust.scale == pytest.approx(0.37, rel=0.02) and robust.shift == pytest.approx(
+        0.021, abs=0.003
+    )
     # Plain least squares on the same data is far off: the robust fit is doing real work.
     a = np.stack([d, np.ones_like(d)], axis=1)
     s_ls, b_ls = np.linalg.lstsq(a, 1.0 / z_meas, rcond=None)[0]
@@ -85,10 +89,14 @@ def test_project_points_drops_points_behind_and_outside():
     np.testing.assert_allclose(v, [59.5, 59.5 + 120.0 * 0.5 / 10.0])
 
 
-def _floor_scene(camera: PinholeCamera, height: float, pitch_deg: float = 0.0, wall: float = 12.0) -> np.ndarray:
+def _floor_scene(
+    camera: PinholeCamera, height: float, pitch_deg: float = 0.0, wall: float = 12.0
+) -> np.ndarray:
     """Metric depth of a camera ``height`` above a floor, looking at a wall ``wall`` m ahead."""
-    v, u = np.mgrid[0:camera.height, 0:camera.width].astype(np.float64)
-    rays = np.stack([(u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy, np.ones_like(u)], axis=-1)
+    v, u = np.indices((camera.height, camera.width)).astype(np.float64)
+    rays = np.stack(
+        [(u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy, np.ones_like(u)], axis=-1
+    )
     p = math.radians(pitch_deg)  # camera pitched down by p: rotate rays into the level frame
     rot = np.array([[1, 0, 0], [0, math.cos(p), math.sin(p)], [0, -math.sin(p), math.cos(p)]])
     level = rays @ rot.T

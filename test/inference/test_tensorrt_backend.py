@@ -40,9 +40,15 @@ KEY = EngineKey("ab" * 32, "NVIDIA Jetson Orin", "8.7", "10.3.0", "fp16", ((1, 3
 
 @pytest.mark.parametrize(
     "change",
-    [{"model_sha256": "cd" * 32}, {"gpu_name": "NVIDIA H100"}, {"compute_capability": "9.0"},
-     {"tensorrt_version": "8.6.2"}, {"precision": "int8"}, {"input_shapes": ((1, 3, 518, 700),) * 3},
-     {"calibration": "16:abcd"}],
+    [
+        {"model_sha256": "cd" * 32},
+        {"gpu_name": "NVIDIA H100"},
+        {"compute_capability": "9.0"},
+        {"tensorrt_version": "8.6.2"},
+        {"precision": "int8"},
+        {"input_shapes": ((1, 3, 518, 700),) * 3},
+        {"calibration": "16:abcd"},
+    ],
 )
 def test_every_key_field_changes_the_digest(change):
     other = dataclasses.replace(KEY, **change)
@@ -84,7 +90,11 @@ def test_profiles_for_fixed_and_camera_dependent_inputs():
     dynamic = ModelConfig(resize_mode="keep_aspect", short_side=518, multiple_of=14)
     lo, opt, hi = profile_shapes(dynamic, image_sizes=[(640, 480), (1242, 375)])
     assert opt == (1, 3, 518, 686)  # 640x480 -> 690.7 -> multiple of 14
-    assert lo[2:] == (518, 686) and hi[2] == 518 and hi[3] == dynamic.input_transform(1242, 375).dst_width
+    assert (
+        lo[2:] == (518, 686)
+        and hi[2] == 518
+        and hi[3] == dynamic.input_transform(1242, 375).dst_width
+    )
     lo, opt, hi = profile_shapes(dynamic)
     assert lo == (1, 3, 518, 518) and hi == (1, 3, 1036, 1036)
     assert all(d % 14 == 0 for d in opt[2:])
@@ -108,13 +118,53 @@ def test_build_cache_and_run_matches_onnxruntime(tiny, modules, tmp_path, precis
 
     config = ModelConfig(input_width=64, input_height=48)
     path = tiny.onnx(modules["conv"](), "net.onnx")
-    runner = TensorRTRunner(path, config, device="cuda", precision=precision, cache_dir=tmp_path / "c")
+    runner = TensorRTRunner(
+        path, config, device="cuda", precision=precision, cache_dir=tmp_path / "c"
+    )
     runner.load()
     x = np.random.default_rng(0).standard_normal((1, 3, 48, 64)).astype(np.float32)
     ref = OnnxRunner(path, config, device="cpu")
     ref.load()
     tol = 1e-4 if precision == "fp32" else 2e-2
     np.testing.assert_allclose(runner.run(x), ref.run(x), rtol=tol, atol=tol)
-    again = TensorRTRunner(path, config, device="cuda", precision=precision, cache_dir=tmp_path / "c")
+    again = TensorRTRunner(
+        path, config, device="cuda", precision=precision, cache_dir=tmp_path / "c"
+    )
     again.load()
     assert again.engine_path == runner.engine_path  # cache hit, no rebuild
+
+
+def test_calibration_batches_use_the_model_preprocessing():
+    from recon3d_ros.inference.tensorrt_backend import calibration_batches
+
+    config = ModelConfig(input_width=64, input_height=48, resize_mode="letterbox")
+    images = [np.full((120, 200, 3), v, np.uint8) for v in (0, 255)]
+    batches = list(calibration_batches(config, images))
+    assert [b.shape for b in batches] == [(1, 3, 48, 64)] * 2
+    # A white frame normalises to (1 - mean) / std in the content rows, padding stays black.
+    white = batches[1]
+    assert white[0, 0, 24, 32] == pytest.approx((1 - 0.485) / 0.229, rel=1e-5)
+    assert white[0, 0, 0, 32] == pytest.approx(-0.485 / 0.229, rel=1e-5)
+
+
+def test_given_engine_built_elsewhere_is_refused(tmp_path):
+    from recon3d_ros.errors import ModelLoadError
+    from recon3d_ros.inference.tensorrt_backend import check_engine_record
+
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"x")
+    assert (
+        check_engine_record(engine, "Orin", "8.7", "10.3.0") == {}
+    )  # no record: TensorRT decides
+    record = {
+        "gpu_name": "Orin",
+        "compute_capability": "8.7",
+        "tensorrt_version": "10.3.0",
+        "precision": "fp16",
+    }
+    (tmp_path / "m.engine.json").write_text(json.dumps(record))
+    assert check_engine_record(engine, "Orin", "8.7", "10.3.0")["precision"] == "fp16"
+    with pytest.raises(ModelLoadError, match="rebuild"):
+        check_engine_record(engine, "NVIDIA RTX 4090", "8.9", "10.3.0")
+    with pytest.raises(ModelLoadError, match="8.6.2"):
+        check_engine_record(engine, "Orin", "8.7", "8.6.2")

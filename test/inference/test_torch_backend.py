@@ -19,7 +19,9 @@ from recon3d_ros.inference.torch_backend import (  # noqa: E402
 )
 
 CONFIG = ModelConfig(input_width=32, input_height=24)
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none here)")
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU (none here)"
+)
 
 
 def _input(seed: int = 0, h: int = 24, w: int = 32) -> np.ndarray:
@@ -129,8 +131,16 @@ def test_checkpoint_is_rebuilt_with_build_model(tmp_path):
     arch = sorted(models.ARCHITECTURES)[0]
     net = models.build_model(arch).eval()
     path = tmp_path / "ckpt.pt"
-    torch.save({"arch": arch, "arch_kwargs": {}, "state_dict": net.state_dict(),
-                "config": CONFIG.to_dict(), "meta": {"epochs": 1}}, path)
+    torch.save(
+        {
+            "arch": arch,
+            "arch_kwargs": {},
+            "state_dict": net.state_dict(),
+            "config": CONFIG.to_dict(),
+            "meta": {"epochs": 1},
+        },
+        path,
+    )
     runner = TorchRunner(path, CONFIG, device="cpu")
     runner.load()
     x = _input(3, 64, 64)

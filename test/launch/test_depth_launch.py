@@ -16,10 +16,10 @@ import unittest
 
 import pytest
 
-REASON = 'launch_testing / launch_ros are not installable from PyPI; run under a ROS 2 install'
-launch_testing = pytest.importorskip('launch_testing', reason=REASON)
-pytest.importorskip('launch_ros', reason=REASON)
-pytest.importorskip('launch.actions', reason=REASON)
+REASON = "launch_testing / launch_ros are not installable from PyPI; run under a ROS 2 install"
+launch_testing = pytest.importorskip("launch_testing", reason=REASON)
+pytest.importorskip("launch_ros", reason=REASON)
+pytest.importorskip("launch.actions", reason=REASON)
 
 import launch  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
@@ -30,13 +30,13 @@ import rclpy  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
-LAUNCH_FILE = os.path.join(os.path.dirname(__file__), '..', '..', 'launch', 'depth.launch.py')
-NAMESPACE = 'recon3d_launch_test'
-IMAGE_TOPIC = f'/{NAMESPACE}/camera/image_raw'
-CAMERA_INFO_TOPIC = f'/{NAMESPACE}/camera/camera_info'
-DEPTH_TOPIC = f'/{NAMESPACE}/depth/image'
+LAUNCH_FILE = os.path.join(os.path.dirname(__file__), "..", "..", "launch", "depth.launch.py")
+NAMESPACE = "recon3d_launch_test"
+IMAGE_TOPIC = f"/{NAMESPACE}/camera/image_raw"
+CAMERA_INFO_TOPIC = f"/{NAMESPACE}/camera/camera_info"
+DEPTH_TOPIC = f"/{NAMESPACE}/depth/image"
 WIDTH, HEIGHT = 160, 120
-FRAME_ID = 'launch_test_optical_frame'
+FRAME_ID = "launch_test_optical_frame"
 # First inference includes loading the model on a CPU.
 DEPTH_TIMEOUT_S = 120.0
 
@@ -46,11 +46,11 @@ def generate_test_description() -> tuple[launch.LaunchDescription, dict]:
     depth_launch = launch.actions.IncludeLaunchDescription(
         PythonLaunchDescriptionSource(os.path.abspath(LAUNCH_FILE)),
         launch_arguments={
-            'namespace': NAMESPACE,
-            'image_topic': IMAGE_TOPIC,
-            'camera_info_topic': CAMERA_INFO_TOPIC,
-            'device': 'cpu',
-            'use_rviz': 'false',
+            "namespace": NAMESPACE,
+            "image_topic": IMAGE_TOPIC,
+            "camera_info_topic": CAMERA_INFO_TOPIC,
+            "device": "cpu",
+            "use_rviz": "false",
         }.items(),
     )
     return launch.LaunchDescription([depth_launch, launch_testing.actions.ReadyToTest()]), {}
@@ -65,7 +65,7 @@ def synthetic_image(stamp) -> Image:
     msg.header.stamp = stamp
     msg.header.frame_id = FRAME_ID
     msg.height, msg.width = HEIGHT, WIDTH
-    msg.encoding = 'rgb8'
+    msg.encoding = "rgb8"
     msg.step = WIDTH * 3
     msg.data = rgb.tobytes()
     return msg
@@ -77,7 +77,7 @@ def camera_info(stamp) -> CameraInfo:
     msg.header.stamp = stamp
     msg.header.frame_id = FRAME_ID
     msg.height, msg.width = HEIGHT, WIDTH
-    msg.distortion_model = 'plumb_bob'
+    msg.distortion_model = "plumb_bob"
     msg.d = [0.0] * 5
     msg.k = [focal, 0.0, WIDTH / 2, 0.0, focal, HEIGHT / 2, 0.0, 0.0, 1.0]
     msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
@@ -90,7 +90,7 @@ class TestDepthFromLaunch(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
         rclpy.init()
-        cls.node = rclpy.create_node('depth_launch_probe')
+        cls.node = rclpy.create_node("depth_launch_probe")
 
     @classmethod
     def tearDownClass(cls) -> None:
@@ -117,9 +117,9 @@ class TestDepthFromLaunch(unittest.TestCase):
                 next_publish = time.monotonic() + 0.5
             rclpy.spin_once(self.node, timeout_sec=0.1)
 
-        self.assertTrue(received, f'no depth on {DEPTH_TOPIC} within {DEPTH_TIMEOUT_S} s')
+        self.assertTrue(received, f"no depth on {DEPTH_TOPIC} within {DEPTH_TIMEOUT_S} s")
         depth = received[0]
-        self.assertEqual(depth.encoding, '32FC1')
+        self.assertEqual(depth.encoding, "32FC1")
         self.assertEqual((depth.width, depth.height), (WIDTH, HEIGHT))
         self.assertEqual(depth.header.frame_id, FRAME_ID)
         self.assertIn((depth.header.stamp.sec, depth.header.stamp.nanosec), sent_stamps)

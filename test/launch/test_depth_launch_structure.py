@@ -17,17 +17,17 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-LAUNCH_FILE = REPO / 'launch' / 'depth.launch.py'
-NODE_MODULE = REPO / 'recon3d_ros' / 'ros' / 'node.py'
-PARAMS_MODULE = REPO / 'recon3d_ros' / 'ros' / 'params.py'
-PARAMS_FILE = REPO / 'config' / 'recon3d.yaml'
+LAUNCH_FILE = REPO / "launch" / "depth.launch.py"
+NODE_MODULE = REPO / "recon3d_ros" / "ros" / "node.py"
+PARAMS_MODULE = REPO / "recon3d_ros" / "ros" / "params.py"
+PARAMS_FILE = REPO / "config" / "recon3d.yaml"
 
-REQUIRED_ARGUMENTS = {'namespace', 'image_topic', 'camera_info_topic', 'model', 'device',
-                      'backend', 'params_file', 'use_rviz'}
+REQUIRED_ARGUMENTS = {"namespace", "image_topic", "camera_info_topic", "model", "device",
+                      "backend", "params_file", "use_rviz"}
 
 
 def parse(path: Path) -> ast.Module:
-    return ast.parse(path.read_text(encoding='utf-8'), filename=str(path))
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
 
 def module_constants(tree: ast.Module) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def calls_to(tree: ast.AST, name: str) -> list[ast.Call]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             func = node.func
-            called = func.id if isinstance(func, ast.Name) else getattr(func, 'attr', None)
+            called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
             if called == name:
                 found.append(node)
     return found
@@ -68,34 +68,34 @@ def keyword(call: ast.Call, name: str) -> ast.expr | None:
 
 def launch_configuration_name(node: ast.AST) -> str | None:
     """``'x'`` for ``LaunchConfiguration('x')``, else None."""
-    if isinstance(node, ast.Call) and getattr(node.func, 'id', None) == 'LaunchConfiguration':
+    if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "LaunchConfiguration":
         return ast.literal_eval(node.args[0])
     return None
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def launch_tree() -> ast.Module:
     return parse(LAUNCH_FILE)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def declared(launch_tree: ast.Module) -> dict[str, ast.Call]:
     constants = module_constants(launch_tree)
     return {resolve(call.args[0], constants): call
-            for call in calls_to(launch_tree, 'DeclareLaunchArgument')}
+            for call in calls_to(launch_tree, "DeclareLaunchArgument")}
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def depth_node_call(launch_tree: ast.Module) -> ast.Call:
     constants = module_constants(launch_tree)
     matches = []
-    for call in calls_to(launch_tree, 'Node'):
-        package, executable = keyword(call, 'package'), keyword(call, 'executable')
+    for call in calls_to(launch_tree, "Node"):
+        package, executable = keyword(call, "package"), keyword(call, "executable")
         if package is not None and executable is not None \
-                and resolve(package, constants) == 'recon3d_ros' \
-                and resolve(executable, constants) == 'depth_node':
+                and resolve(package, constants) == "recon3d_ros" \
+                and resolve(executable, constants) == "depth_node":
             matches.append(call)
-    assert len(matches) == 1, 'expected one Node(package=recon3d_ros, executable=depth_node)'
+    assert len(matches) == 1, "expected one Node(package=recon3d_ros, executable=depth_node)"
     return matches[0]
 
 
@@ -104,10 +104,10 @@ def node_topics() -> set[str]:
     tree = parse(NODE_MODULE)
     constants = module_constants(tree)
     topics = set()
-    for name in ('create_publisher', 'create_subscription'):
+    for name in ("create_publisher", "create_subscription"):
         for call in calls_to(tree, name):
-            topic = call.args[1] if len(call.args) > 1 else keyword(call, 'topic')
-            assert topic is not None, f'{name} call without a topic in {NODE_MODULE.name}'
+            topic = call.args[1] if len(call.args) > 1 else keyword(call, "topic")
+            assert topic is not None, f"{name} call without a topic in {NODE_MODULE.name}"
             topics.add(resolve(topic, constants))
     return topics
 
@@ -115,95 +115,95 @@ def node_topics() -> set[str]:
 def node_parameters() -> set[str]:
     tree = parse(PARAMS_MODULE)
     constants = module_constants(tree)
-    return {resolve(call.args[0], constants) for call in calls_to(tree, 'ParamSpec')}
+    return {resolve(call.args[0], constants) for call in calls_to(tree, "ParamSpec")}
 
 
 def test_launch_file_compiles() -> None:
-    compile(LAUNCH_FILE.read_text(encoding='utf-8'), str(LAUNCH_FILE), 'exec')
+    compile(LAUNCH_FILE.read_text(encoding="utf-8"), str(LAUNCH_FILE), "exec")
 
 
 def test_defines_generate_launch_description(launch_tree: ast.Module) -> None:
     functions = {node.name: node for node in launch_tree.body
                  if isinstance(node, ast.FunctionDef)}
-    assert 'generate_launch_description' in functions
-    assert not functions['generate_launch_description'].args.args
+    assert "generate_launch_description" in functions
+    assert not functions["generate_launch_description"].args.args
 
 
 def test_declares_the_documented_arguments(declared: dict[str, ast.Call]) -> None:
     missing = sorted(REQUIRED_ARGUMENTS - set(declared))
-    assert not missing, f'depth.launch.py does not declare {missing}'
+    assert not missing, f"depth.launch.py does not declare {missing}"
 
 
 def test_every_argument_has_a_default_and_a_description(declared: dict[str, ast.Call]) -> None:
     for name, call in declared.items():
-        assert keyword(call, 'default_value') is not None, f'{name} has no default_value'
-        assert keyword(call, 'description') is not None, f'{name} has no description'
+        assert keyword(call, "default_value") is not None, f"{name} has no default_value"
+        assert keyword(call, "description") is not None, f"{name} has no description"
 
 
 def test_every_launch_configuration_is_declared(launch_tree: ast.Module,
                                                 declared: dict[str, ast.Call]) -> None:
     used = {launch_configuration_name(node) for node in ast.walk(launch_tree)} - {None}
     undeclared = sorted(used - set(declared))
-    assert not undeclared, f'LaunchConfiguration of undeclared arguments: {undeclared}'
+    assert not undeclared, f"LaunchConfiguration of undeclared arguments: {undeclared}"
     unused = sorted(set(declared) - used)
-    assert not unused, f'declared but never used: {unused}'
+    assert not unused, f"declared but never used: {unused}"
 
 
 def test_node_is_named_and_namespaced(depth_node_call: ast.Call) -> None:
     node_tree = parse(NODE_MODULE)
-    assert ast.literal_eval(keyword(depth_node_call, 'name')) == \
-        module_constants(node_tree)['NODE_NAME']
-    assert launch_configuration_name(keyword(depth_node_call, 'namespace')) == 'namespace'
+    assert ast.literal_eval(keyword(depth_node_call, "name")) == \
+        module_constants(node_tree)["NODE_NAME"]
+    assert launch_configuration_name(keyword(depth_node_call, "namespace")) == "namespace"
 
 
 def test_remappings_are_the_nodes_relative_topics(depth_node_call: ast.Call) -> None:
-    remappings = keyword(depth_node_call, 'remappings')
+    remappings = keyword(depth_node_call, "remappings")
     assert isinstance(remappings, ast.List)
     sources = [ast.literal_eval(pair.elts[0]) for pair in remappings.elts]
-    assert all(not name.startswith(('/', '~')) for name in sources), sources
+    assert all(not name.startswith(("/", "~")) for name in sources), sources
     topics = node_topics()
     unknown = sorted(set(sources) - topics)
-    assert not unknown, f'remapped names the node does not use: {unknown}; node uses {topics}'
-    relative = {topic for topic in topics if not topic.startswith('/')}
+    assert not unknown, f"remapped names the node does not use: {unknown}; node uses {topics}"
+    relative = {topic for topic in topics if not topic.startswith("/")}
     not_remappable = sorted(relative - set(sources))
-    assert not not_remappable, f'node topics the launch file cannot remap: {not_remappable}'
+    assert not not_remappable, f"node topics the launch file cannot remap: {not_remappable}"
 
 
 def test_image_and_camera_info_remap_to_their_arguments(depth_node_call: ast.Call) -> None:
-    remappings = keyword(depth_node_call, 'remappings')
+    remappings = keyword(depth_node_call, "remappings")
     targets = {ast.literal_eval(pair.elts[0]): launch_configuration_name(pair.elts[1])
                for pair in remappings.elts}
-    assert targets['image'] == 'image_topic'
-    assert targets['camera_info'] == 'camera_info_topic'
+    assert targets["image"] == "image_topic"
+    assert targets["camera_info"] == "camera_info_topic"
 
 
 def test_parameter_overrides_are_node_parameters(depth_node_call: ast.Call) -> None:
-    parameters = keyword(depth_node_call, 'parameters')
+    parameters = keyword(depth_node_call, "parameters")
     assert isinstance(parameters, ast.List) and len(parameters.elts) == 2
     params_file, overrides = parameters.elts
     # The file comes first so that the command-line arguments override it.
-    assert launch_configuration_name(params_file) == 'params_file'
+    assert launch_configuration_name(params_file) == "params_file"
     assert isinstance(overrides, ast.Dict)
     names = {ast.literal_eval(key): launch_configuration_name(value)
              for key, value in zip(overrides.keys, overrides.values)}
-    assert names == {'model': 'model', 'device': 'device', 'backend': 'backend'}
+    assert names == {"model": "model", "device": "device", "backend": "backend"}
     unknown = sorted(set(names) - node_parameters())
-    assert not unknown, f'not parameters of the node: {unknown}'
+    assert not unknown, f"not parameters of the node: {unknown}"
 
 
 def test_default_params_file_applies_to_the_node() -> None:
-    params = yaml.safe_load(PARAMS_FILE.read_text(encoding='utf-8'))
-    node_name = module_constants(parse(NODE_MODULE))['NODE_NAME']
+    params = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))
+    node_name = module_constants(parse(NODE_MODULE))["NODE_NAME"]
     keys = set(params)
-    assert keys & {node_name, '/**'}, f'{PARAMS_FILE.name} top-level keys {keys} miss {node_name}'
-    section = params.get(node_name, params.get('/**'))
-    assert set(section['ros__parameters']) <= node_parameters()
+    assert keys & {node_name, "/**"}, f"{PARAMS_FILE.name} top-level keys {keys} miss {node_name}"
+    section = params.get(node_name, params.get("/**"))
+    assert set(section["ros__parameters"]) <= node_parameters()
 
 
 def joined_paths(tree: ast.Module) -> set[tuple[str, ...]]:
     """Constant tails of ``os.path.join(share, 'a', 'b')`` calls, e.g. ('config', 'x.yaml')."""
     tails = set()
-    for call in calls_to(tree, 'join'):
+    for call in calls_to(tree, "join"):
         tail = tuple(arg.value for arg in call.args
                      if isinstance(arg, ast.Constant) and isinstance(arg.value, str))
         tails.add(tail)
@@ -212,22 +212,22 @@ def joined_paths(tree: ast.Module) -> set[tuple[str, ...]]:
 
 def test_defaults_come_from_the_installed_share_directory(launch_tree: ast.Module) -> None:
     constants = module_constants(launch_tree)
-    lookups = calls_to(launch_tree, 'get_package_share_directory')
-    assert [resolve(call.args[0], constants) for call in lookups] == ['recon3d_ros']
+    lookups = calls_to(launch_tree, "get_package_share_directory")
+    assert [resolve(call.args[0], constants) for call in lookups] == ["recon3d_ros"]
     tails = joined_paths(launch_tree)
-    assert ('config', 'recon3d.yaml') in tails and ('config', 'recon3d.rviz') in tails
-    assert (REPO / 'config' / 'recon3d.yaml').is_file()
-    assert (REPO / 'config' / 'recon3d.rviz').is_file()
+    assert ("config", "recon3d.yaml") in tails and ("config", "recon3d.rviz") in tails
+    assert (REPO / "config" / "recon3d.yaml").is_file()
+    assert (REPO / "config" / "recon3d.rviz").is_file()
 
 
 def test_rviz_is_optional_and_uses_the_packaged_config(launch_tree: ast.Module) -> None:
     constants = module_constants(launch_tree)
-    rviz_calls = [call for call in calls_to(launch_tree, 'Node')
-                  if resolve(keyword(call, 'package'), constants) == 'rviz2']
+    rviz_calls = [call for call in calls_to(launch_tree, "Node")
+                  if resolve(keyword(call, "package"), constants) == "rviz2"]
     assert len(rviz_calls) == 1
-    condition = keyword(rviz_calls[0], 'condition')
-    assert isinstance(condition, ast.Call) and condition.func.id == 'IfCondition'
-    assert launch_configuration_name(condition.args[0]) == 'use_rviz'
-    arguments = keyword(rviz_calls[0], 'arguments')
+    condition = keyword(rviz_calls[0], "condition")
+    assert isinstance(condition, ast.Call) and condition.func.id == "IfCondition"
+    assert launch_configuration_name(condition.args[0]) == "use_rviz"
+    arguments = keyword(rviz_calls[0], "arguments")
     assert [launch_configuration_name(element) for element in arguments.elts] == \
-        [None, 'rviz_config', None, 'rviz_fixed_frame']
+        [None, "rviz_config", None, "rviz_fixed_frame"]

@@ -24,6 +24,7 @@ from recon3d_ros.ros.conversions import (  # noqa: E402
     depth_to_image_msg,
     image_to_rgb,
     ns_to_stamp,
+    rectified_camera_from_info,
     stamp_to_ns,
 )
 
@@ -106,6 +107,14 @@ def test_camera_from_info_rejects_uncalibrated_or_nan_k(k):
         camera_from_info(_info(k))
 
 
+def test_camera_from_info_rejects_nan_distortion_and_zero_size():
+    k = [100.0, 0, 10.0, 0, 110.0, 7.0, 0, 0, 1]
+    with pytest.raises(CameraModelError, match="d must be finite"):
+        camera_from_info(_info(k, d=(0.1, math.nan, 0.0, 0.0, 0.0)))
+    with pytest.raises(CameraModelError, match="width/height"):
+        camera_from_info(_info(k, width=0, height=0))
+
+
 def test_camera_info_out_matches_the_camera_and_header():
     cam = PinholeCamera(40, 30, 31.0, 32.0, 19.25, 14.5, frame_id="x")
     msg = camera_to_info_msg(cam, _header("depth_frame", 1, 2))
@@ -118,7 +127,14 @@ def test_camera_info_out_matches_the_camera_and_header():
     assert (msg.binning_x, msg.binning_y, msg.roi.width, msg.roi.height) == (0, 0, 0, 0)
     # Round trip through the reader gives the same intrinsics.
     back = camera_from_info(msg)
-    assert (back.width, back.height, back.fx, back.fy, back.cx, back.cy) == (40, 30, 31.0, 32.0, 19.25, 14.5)
+    assert (back.width, back.height, back.fx, back.fy, back.cx, back.cy) == (
+        40,
+        30,
+        31.0,
+        32.0,
+        19.25,
+        14.5,
+    )
     assert not back.is_distorted and back.frame_id == "depth_frame"
 
 
@@ -163,7 +179,24 @@ def test_cloud_message_carries_the_buffer_fields():
     msg = cloud_to_msg(buf, _header("cam"))
     assert (msg.width, msg.height, msg.point_step, msg.row_step) == (4, 3, 16, 64)
     assert [(f.name, f.offset, f.datatype, f.count) for f in msg.fields] == [
-        ("x", 0, 7, 1), ("y", 4, 7, 1), ("z", 8, 7, 1), ("rgb", 12, 7, 1)]
+        ("x", 0, 7, 1),
+        ("y", 4, 7, 1),
+        ("z", 8, 7, 1),
+        ("rgb", 12, 7, 1),
+    ]
     assert msg.is_dense is False
     assert msg.header.frame_id == "cam"
     assert isinstance(msg.data, array.array) and bytes(msg.data) == buf.data
+
+
+def test_rectified_camera_comes_from_p_with_roi_and_binning():
+    msg = _info([100.0, 0, 40.0, 0, 100.0, 30.0, 0, 0, 1], width=80, height=60)
+    assert rectified_camera_from_info(msg) is None  # P unset
+    msg.p = [90.0, 0.0, 41.0, 0.0, 0.0, 92.0, 29.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    cam = rectified_camera_from_info(msg)
+    assert (cam.width, cam.height) == (80, 60)
+    assert (cam.fx, cam.fy, cam.cx, cam.cy) == (90.0, 92.0, 41.0, 29.0)
+    assert not cam.is_distorted
+    msg.binning_x = msg.binning_y = 2
+    cam = rectified_camera_from_info(msg)
+    assert (cam.width, cam.height, cam.fx, cam.cx) == (40, 30, 45.0, 20.5)

@@ -8,7 +8,13 @@ pytest.importorskip("rclpy")
 
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 
-from recon3d_ros.ros.diagnostics import FaultReporter, FrameStats, RateMeter, StatsSnapshot, build_status  # noqa: E402
+from recon3d_ros.ros.diagnostics import (  # noqa: E402
+    FaultReporter,
+    FrameStats,
+    RateMeter,
+    StatsSnapshot,
+    build_status,
+)  # noqa: E402
 
 
 def test_rate_meter_counts_events_in_window():
@@ -42,20 +48,35 @@ def test_frame_stats_percentiles():
 
 
 def _snap(**kw) -> StatsSnapshot:
-    base = dict(input_rate_hz=10.0, output_rate_hz=10.0, frames_received=50, frames_published=50,
-                frames_dropped=0, frames_rejected=0, camera_infos_received=50,
-                latency_ms={"p50": 1.0, "p90": 2.0, "p99": 3.0}, inference_ms=4.0)
+    base = {
+        "input_rate_hz": 10.0,
+        "output_rate_hz": 10.0,
+        "frames_received": 50,
+        "frames_published": 50,
+        "frames_dropped": 0,
+        "frames_rejected": 0,
+        "camera_infos_received": 50,
+        "camera_info_rate_hz": 10.0,
+        "latency_ms": {"p50": 1.0, "p90": 2.0, "p99": 3.0},
+        "inference_ms": 4.0,
+    }
     base.update(kw)
     return StatsSnapshot(**base)
 
 
-@pytest.mark.parametrize("kw, level", [
-    ({}, DiagnosticStatus.OK),
-    ({"camera_infos_received": 0}, DiagnosticStatus.ERROR),
-    ({"input_rate_hz": 30.0, "output_rate_hz": 5.0}, DiagnosticStatus.WARN),
-])
+@pytest.mark.parametrize(
+    "kw, level",
+    [
+        ({}, DiagnosticStatus.OK),
+        ({"camera_infos_received": 0, "camera_info_rate_hz": 0.0}, DiagnosticStatus.ERROR),
+        ({"camera_info_rate_hz": 0.0}, DiagnosticStatus.ERROR),  # camera_info stopped
+        ({"input_rate_hz": 30.0, "output_rate_hz": 5.0}, DiagnosticStatus.WARN),
+    ],
+)
 def test_status_levels(kw, level):
-    status = build_status("depth_node: depth", "cpu", _snap(**kw), {"backend": "torch"}, "/camera_info", {})
+    status = build_status(
+        "depth_node: depth", "cpu", _snap(**kw), {"backend": "torch"}, "/camera_info", {}
+    )
     assert status.level == level
     values = {v.key: v.value for v in status.values}
     assert values["backend"] == "torch" and values["latency_p90_ms"] == "2.0"

@@ -15,7 +15,6 @@ from rcl_interfaces.msg import ParameterType  # noqa: E402
 from recon3d_ros.errors import ConfigError  # noqa: E402
 from recon3d_ros.ros.params import PARAMS, descriptor_for, settings_from_values  # noqa: E402
 
-
 CONFIG_YAML = Path(__file__).resolve().parents[2] / "config" / "recon3d.yaml"
 SPECS = {spec.name: spec for spec in PARAMS}
 
@@ -53,22 +52,32 @@ def test_every_parameter_has_a_description_and_numbers_a_range():
 def test_runtime_changeable_subset():
     changeable = {s.name for s in PARAMS if not s.read_only}
     assert changeable == {
-        "camera_info_tolerance", "publish_depth", "publish_camera_info", "publish_points",
-        "cloud_color", "cloud_stride", "min_depth", "max_depth", "edge_filter_threshold",
+        "camera_info_tolerance",
+        "publish_depth",
+        "publish_camera_info",
+        "publish_points",
+        "cloud_color",
+        "cloud_stride",
+        "min_depth",
+        "max_depth",
+        "edge_filter_threshold",
     }
 
 
-@pytest.mark.parametrize("values, match", [
-    ({"cloud_stride": 0}, "outside"),
-    ({"min_depth": 5.0, "max_depth": 2.0}, "min_depth"),
-    ({"backend": "magic"}, "not one of"),
-    ({"transport": "theora"}, "not one of"),
-    ({"output_width": 32}, "both"),
-    ({"min_depth": "near"}, "must be a float"),
-    ({"max_depth": math.nan}, "outside"),
-    ({"no_such_param": 1}, "unknown"),
-    ({"model": " "}, "empty"),
-])
+@pytest.mark.parametrize(
+    "values, match",
+    [
+        ({"cloud_stride": 0}, "outside"),
+        ({"min_depth": 5.0, "max_depth": 2.0}, "min_depth"),
+        ({"backend": "magic"}, "not one of"),
+        ({"transport": "theora"}, "not one of"),
+        ({"output_width": 32}, "both"),
+        ({"min_depth": "near"}, "must be a float"),
+        ({"max_depth": math.nan}, "outside"),
+        ({"no_such_param": 1}, "unknown"),
+        ({"model": " "}, "empty"),
+    ],
+)
 def test_invalid_values_are_rejected_with_the_name(values, match):
     with pytest.raises(ConfigError, match=match):
         settings_from_values(values)

@@ -31,7 +31,9 @@ def test_make_qos_maps_names():
     assert q.durability == DurabilityPolicy.TRANSIENT_LOCAL and q.depth == 2
 
 
-@pytest.mark.parametrize("args", [("sometimes", "volatile", 1), ("reliable", "forever", 1), ("reliable", "volatile", 0)])
+@pytest.mark.parametrize(
+    "args", [("sometimes", "volatile", 1), ("reliable", "forever", 1), ("reliable", "volatile", 0)]
+)
 def test_make_qos_rejects_bad_values(args):
     with pytest.raises(ConfigError):
         make_qos(*args)
