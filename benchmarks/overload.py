@@ -29,34 +29,34 @@ from recon3d_ros.demo.tiny_models import calibrate_slow_model, save_torchscript,
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--seconds', type=float, default=40.0)
-    parser.add_argument('--rate', type=float, default=30.0, help='camera rate, Hz')
-    parser.add_argument('--model-ms', type=float, default=100.0, help='target inference time')
-    parser.add_argument('--window', type=float, default=5.0, help='seconds per reported window')
-    parser.add_argument('--width', type=int, default=320)
-    parser.add_argument('--height', type=int, default=240)
-    parser.add_argument('--domain-id', type=int, default=None)
+    parser.add_argument("--seconds", type=float, default=40.0)
+    parser.add_argument("--rate", type=float, default=30.0, help="camera rate, Hz")
+    parser.add_argument("--model-ms", type=float, default=100.0, help="target inference time")
+    parser.add_argument("--window", type=float, default=5.0, help="seconds per reported window")
+    parser.add_argument("--width", type=int, default=320)
+    parser.add_argument("--height", type=int, default=240)
+    parser.add_argument("--domain-id", type=int, default=None)
     args = parser.parse_args()
 
     from recon3d_ros.core.camera import PinholeCamera
 
     domain = configure_ros_environment(args.domain_id)
-    tmp = Path(tempfile.mkdtemp(prefix='recon3d_overload_'))
+    tmp = Path(tempfile.mkdtemp(prefix="recon3d_overload_"))
     matmuls = calibrate_slow_model(args.model_ms, threads=1)
-    model = save_torchscript(slow_model(matmuls), tmp / 'slow.pt', 64, 48)
-    node = NodeProcess(str(model), params={'device': 'cpu'}, log_path=tmp / 'node.log')
-    node.env['OMP_NUM_THREADS'] = '1'
+    model = save_torchscript(slow_model(matmuls), tmp / "slow.pt", 64, 48)
+    node = NodeProcess(str(model), params={"device": "cpu"}, log_path=tmp / "node.log")
+    node.env["OMP_NUM_THREADS"] = "1"
     node.start()
-    camera = PinholeCamera.from_fov(args.width, args.height, 60.0, frame_id='camera_optical_frame')
+    camera = PinholeCamera.from_fov(args.width, args.height, 60.0, frame_id="camera_optical_frame")
     rng = np.random.default_rng(0)
     images = [
         rng.integers(0, 255, size=(args.height, args.width, 3), dtype=np.uint8) for _ in range(8)
     ]
     print(
-        f'overload: {args.width}x{args.height} camera at {args.rate:g} Hz for {args.seconds:g} s '
-        'into a model '
-        f'calibrated to ~{args.model_ms:g} ms ({matmuls} matmuls, 1 thread); node pid {node.pid}, '
-        f'ROS_DOMAIN_ID={domain}',
+        f"overload: {args.width}x{args.height} camera at {args.rate:g} Hz for {args.seconds:g} s "
+        "into a model "
+        f"calibrated to ~{args.model_ms:g} ms ({matmuls} matmuls, 1 thread); node pid {node.pid}, "
+        f"ROS_DOMAIN_ID={domain}",
         flush=True,
     )
     link = CameraLink(keep_messages=False)
@@ -68,9 +68,9 @@ def main() -> int:
         # One frame first, answered, so model warm-up does not count as overload latency.
         link.publish(images[0], camera, -1)
         deadline = time.monotonic() + 30.0
-        while link.count('points') == 0 and time.monotonic() < deadline:
+        while link.count("points") == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
-        link.take('points')
+        link.take("points")
         print(
             f"  {'window':>11} {'sent':>5} {'out':>5} {'out Hz':>7} "
             f"{'p50 ms':>8} {'p90 ms':>8} {'max ms':>8}"
@@ -83,13 +83,13 @@ def main() -> int:
         while True:
             now = time.monotonic()
             if now >= next_window:
-                items = link.take('points')
+                items = link.take("points")
                 lat = percentiles(link.latencies_ms(items))
                 w0 = next_window - args.window - t_start
                 rows.append((w0, sent_in_window, len(items), lat))
                 print(
-                    f'  {w0:4.0f}-{w0 + args.window:4.0f} s {sent_in_window:5d} {len(items):5d} '
-                    f'{len(items) / args.window:7.1f} '
+                    f"  {w0:4.0f}-{w0 + args.window:4.0f} s {sent_in_window:5d} {len(items):5d} "
+                    f"{len(items) / args.window:7.1f} "
                     f"{lat['p50']:8.1f} {lat['p90']:8.1f} {lat['max']:8.1f}",
                     flush=True,
                 )
@@ -107,15 +107,15 @@ def main() -> int:
         time.sleep(1.5)
         diag = link.diagnostic_values()
         published = link.published
-        received = link.count('points')
+        received = link.count("points")
     finally:
         link.close()
         rc = node.stop()
 
-    p90s = [r[3]['p90'] for r in rows if r[2] > 0]
-    first, last = (p90s[0], p90s[-1]) if p90s else (float('nan'), float('nan'))
-    print('')
-    print(f'frames: published {published}, clouds received {received}')
+    p90s = [r[3]["p90"] for r in rows if r[2] > 0]
+    first, last = (p90s[0], p90s[-1]) if p90s else (float("nan"), float("nan"))
+    print("")
+    print(f"frames: published {published}, clouds received {received}")
     if diag:
         print(
             f"  node: received {diag.get('frames_received')}, "
@@ -129,15 +129,15 @@ def main() -> int:
         and max(p90s) <= 3 * min(p90s) + 100.0
     )
     print(
-        f'latency p90 first window {first:.1f} ms, last window {last:.1f} ms, '
+        f"latency p90 first window {first:.1f} ms, last window {last:.1f} ms, "
         f"range {min(p90s, default=float('nan')):.1f}..{max(p90s, default=float('nan')):.1f} ms"
     )
     print(
         f"verdict: latency {'BOUNDED' if bounded else 'GROWING'} under overload; "
-        f'node exit code {rc}'
+        f"node exit code {rc}"
     )
     return 0 if bounded and rc == 0 else 1
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     sys.exit(main())

@@ -80,6 +80,10 @@ def evaluate(
     eval_idx: np.ndarray,
     z_true: np.ndarray,
 ) -> None:
+    valid = np.isfinite(disp) & (disp > 0)
+    if not valid.all():
+        print(f"\n[{name}] prediction valid (finite, in range) at {valid.mean():.1%} of points")
+    fit_idx, eval_idx = fit_idx[valid[fit_idx]], eval_idx[valid[eval_idx]]
     print(f"\n[{name}] fit on {fit_idx.size} points, evaluated on {eval_idx.size} held-out points")
     rows: list[tuple[str, dict[str, float], str]] = []
     raw = np.where(disp[eval_idx] > 0, 1.0 / disp[eval_idx], np.nan)

@@ -36,39 +36,39 @@ def _frames(count: int, width: int, height: int) -> list[np.ndarray]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--frames', type=int, default=10_000)
-    parser.add_argument('--rate', type=float, default=100.0, help='publish rate, Hz')
-    parser.add_argument('--width', type=int, default=64)
-    parser.add_argument('--height', type=int, default=48)
+    parser.add_argument("--frames", type=int, default=10_000)
+    parser.add_argument("--rate", type=float, default=100.0, help="publish rate, Hz")
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--height", type=int, default=48)
     parser.add_argument(
-        '--warmup-frames',
+        "--warmup-frames",
         type=int,
         default=500,
-        help='frames before the baseline memory reading (allocator and caches settle)',
+        help="frames before the baseline memory reading (allocator and caches settle)",
     )
-    parser.add_argument('--report-every', type=int, default=1000)
+    parser.add_argument("--report-every", type=int, default=1000)
     parser.add_argument(
-        '--max-drift-mib',
+        "--max-drift-mib",
         type=float,
         default=8.0,
-        help='verdict threshold on memory growth after warm-up',
+        help="verdict threshold on memory growth after warm-up",
     )
-    parser.add_argument('--domain-id', type=int, default=None)
+    parser.add_argument("--domain-id", type=int, default=None)
     args = parser.parse_args()
 
     from recon3d_ros.core.camera import PinholeCamera
 
     domain = configure_ros_environment(args.domain_id)
-    tmp = Path(tempfile.mkdtemp(prefix='recon3d_soak_'))
-    model = save_torchscript(fast_model(), tmp / 'fast.pt', args.width, args.height)
-    node = NodeProcess(str(model), params={'device': 'cpu'}, log_path=tmp / 'node.log')
-    node.env['OMP_NUM_THREADS'] = '1'
+    tmp = Path(tempfile.mkdtemp(prefix="recon3d_soak_"))
+    model = save_torchscript(fast_model(), tmp / "fast.pt", args.width, args.height)
+    node = NodeProcess(str(model), params={"device": "cpu"}, log_path=tmp / "node.log")
+    node.env["OMP_NUM_THREADS"] = "1"
     node.start()
-    camera = PinholeCamera.from_fov(args.width, args.height, 60.0, frame_id='camera_optical_frame')
+    camera = PinholeCamera.from_fov(args.width, args.height, 60.0, frame_id="camera_optical_frame")
     images = _frames(16, args.width, args.height)
     print(
-        f'soak: {args.frames} frames of {args.width}x{args.height} at {args.rate:g} Hz, node pid '
-        f'{node.pid}, ROS_DOMAIN_ID={domain}',
+        f"soak: {args.frames} frames of {args.width}x{args.height} at {args.rate:g} Hz, node pid "
+        f"{node.pid}, ROS_DOMAIN_ID={domain}",
         flush=True,
     )
     link = CameraLink(keep_messages=False)
@@ -81,7 +81,7 @@ def main() -> int:
         rss_start = node.rss_kib()
         rss_log.append((0, rss_start))
         print(
-            f'  node RSS at start (model loaded, no frame yet): {rss_start / 1024:.1f} MiB',
+            f"  node RSS at start (model loaded, no frame yet): {rss_start / 1024:.1f} MiB",
             flush=True,
         )
         period = 1.0 / args.rate
@@ -93,25 +93,25 @@ def main() -> int:
             link.publish(images[i % len(images)], camera, i)
             done = i + 1
             if done == args.warmup_frames or done % args.report_every == 0 or done == args.frames:
-                latencies.extend(link.latencies_ms(link.take('points')))
-                link.take('depth')
-                link.take('depth_info')
+                latencies.extend(link.latencies_ms(link.take("points")))
+                link.take("depth")
+                link.take("depth_info")
                 rss = node.rss_kib()
                 rss_log.append((done, rss))
                 print(
                     f"  {done:6d} frames sent, {link.count('points'):6d} clouds back, "
-                    f'RSS {rss / 1024:7.1f} MiB',
+                    f"RSS {rss / 1024:7.1f} MiB",
                     flush=True,
                 )
         elapsed = time.monotonic() - t_start
         deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline and link.count('points') < link.published:
+        while time.monotonic() < deadline and link.count("points") < link.published:
             time.sleep(0.05)
         time.sleep(max(1.5, 1.0))  # one more /diagnostics period
-        latencies.extend(link.latencies_ms(link.take('points')))
+        latencies.extend(link.latencies_ms(link.take("points")))
         rss_end = node.rss_kib()
         diag = link.diagnostic_values()
-        received_depth, received_points = link.count('depth'), link.count('points')
+        received_depth, received_points = link.count("depth"), link.count("points")
         published = link.published
     finally:
         link.close()
@@ -119,26 +119,26 @@ def main() -> int:
 
     baseline = next((rss for n, rss in rss_log if n == args.warmup_frames), rss_log[0][1])
     after = [(n, rss) for n, rss in rss_log if n >= args.warmup_frames]
-    slope = float('nan')
+    slope = float("nan")
     if len(after) >= 3:
         n, rss = np.array(after, dtype=np.float64).T
         slope = float(np.polyfit(n / 1000.0, rss, 1)[0])  # KiB per 1000 frames
     drift_mib = (rss_end - baseline) / 1024
     lat = percentiles(latencies, (50, 90, 99))
-    print('')
-    print(f'memory (VmRSS of pid {node.pid}):')
+    print("")
+    print(f"memory (VmRSS of pid {node.pid}):")
     print(
-        f'  start {rss_log[0][1] / 1024:.1f} MiB, after {args.warmup_frames} frames '
-        f'{baseline / 1024:.1f} MiB, '
-        f'end {rss_end / 1024:.1f} MiB'
+        f"  start {rss_log[0][1] / 1024:.1f} MiB, after {args.warmup_frames} frames "
+        f"{baseline / 1024:.1f} MiB, "
+        f"end {rss_end / 1024:.1f} MiB"
     )
     print(
-        f'  drift after warm-up {drift_mib:+.2f} MiB over '
-        f'{published - args.warmup_frames} frames; '
-        f'trend {slope:+.1f} KiB per 1000 frames'
+        f"  drift after warm-up {drift_mib:+.2f} MiB over "
+        f"{published - args.warmup_frames} frames; "
+        f"trend {slope:+.1f} KiB per 1000 frames"
     )
-    print('frames:')
-    print(f'  published {published} in {elapsed:.1f} s ({published / elapsed:.1f} Hz)')
+    print("frames:")
+    print(f"  published {published} in {elapsed:.1f} s ({published / elapsed:.1f} Hz)")
     if diag:
         print(
             f"  node: received {diag.get('frames_received')}, "
@@ -147,24 +147,24 @@ def main() -> int:
             f"{diag.get('frames_rejected')}"
         )
     else:
-        print('  node: no /diagnostics received')
+        print("  node: no /diagnostics received")
     print(
-        f'  received here: depth {received_depth}, points {received_points}; lost end to end '
-        f'{published - received_points} '
-        f'({100.0 * (published - received_points) / max(published, 1):.2f} %)'
+        f"  received here: depth {received_depth}, points {received_points}; lost end to end "
+        f"{published - received_points} "
+        f"({100.0 * (published - received_points) / max(published, 1):.2f} %)"
     )
     print(
         f"  stamp-to-receipt latency of points: p50 {lat['p50']:.1f} ms, p90 {lat['p90']:.1f} ms, "
         f"p99 {lat['p99']:.1f} ms, max {lat['max']:.1f} ms"
     )
-    print(f'  node exit code after SIGINT: {rc}')
+    print(f"  node exit code after SIGINT: {rc}")
     flat = abs(drift_mib) <= args.max_drift_mib
     print(
         f"verdict: memory {'FLAT' if flat else 'GROWING'} (|drift| {'<=' if flat else '>'} "
-        f'{args.max_drift_mib:g} MiB)'
+        f"{args.max_drift_mib:g} MiB)"
     )
     return 0 if flat and rc == 0 else 1
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     sys.exit(main())

@@ -30,46 +30,53 @@ from typing import Any, Callable
 import numpy as np
 import numpy.typing as npt
 
-STAGES = ('decode_ms', 'preprocess_ms', 'inference_ms', 'postprocess_ms', 'publish_ms')
-DETAIL = ('depth_postprocess_ms', 'depth_msg_ms', 'cloud_ms')
-ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8')
+STAGES = ("decode_ms", "preprocess_ms", "inference_ms", "postprocess_ms", "publish_ms")
+DETAIL = ("depth_postprocess_ms", "depth_msg_ms", "cloud_ms")
+ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        '--json', action='store_true', help='print one JSON object instead of a table'
+        "--json", action="store_true", help="print one JSON object instead of a table"
     )
     parser.add_argument(
-        '--model', default='default', help='preset name or model file (default: %(default)s)'
+        "--model", default="default", help="preset name or model file (default: %(default)s)"
     )
-    parser.add_argument('--backend', default='auto', help='torch, onnxruntime, tensorrt or auto')
-    parser.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N')
+    parser.add_argument("--backend", default="auto", help="torch, onnxruntime, tensorrt or auto")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument(
-        '--precision', default='fp32', help='fp32, fp16, bf16, int8 (backend permitting)'
-    )
-    parser.add_argument(
-        '--width', type=int, default=640, help='camera image width (default: %(default)s)'
+        "--precision", default="fp32", help="fp32, fp16, bf16, int8 (backend permitting)"
     )
     parser.add_argument(
-        '--height', type=int, default=480, help='camera image height (default: %(default)s)'
+        "--width", type=int, default=640, help="camera image width (default: %(default)s)"
     )
     parser.add_argument(
-        '--encoding', default='rgb8', choices=ENCODINGS, help='incoming image encoding'
+        "--height", type=int, default=480, help="camera image height (default: %(default)s)"
     )
     parser.add_argument(
-        '--iterations', type=int, default=50, help='timed frames (default: %(default)s)'
+        "--encoding", default="rgb8", choices=ENCODINGS, help="incoming image encoding"
     )
     parser.add_argument(
-        '--warmup', type=int, default=3, help='untimed frames first (default: %(default)s)'
+        "--iterations", type=int, default=50, help="timed frames (default: %(default)s)"
     )
     parser.add_argument(
-        '--cloud-stride', type=int, default=1, help="cloud decimation, as the node's cloud_stride"
+        "--warmup", type=int, default=3, help="untimed frames first (default: %(default)s)"
     )
     parser.add_argument(
-        '--domain-id',
+        "--cloud-stride", type=int, default=1, help="cloud decimation, as the node's cloud_stride"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (torch.set_num_threads); 0 keeps torch's default, as the node "
+        "does. On a busy machine 1 can be far faster than an oversubscribed default",
+    )
+    parser.add_argument(
+        "--domain-id",
         type=int,
         default=None,
-        help='ROS_DOMAIN_ID for the publisher (default: random 1..200)',
+        help="ROS_DOMAIN_ID for the publisher (default: random 1..200)",
     )
 
 
@@ -93,12 +100,12 @@ def _encode(rgb: npt.NDArray[np.uint8], encoding: str) -> npt.NDArray[np.uint8]:
     import cv2
 
     codes = {
-        'bgr8': cv2.COLOR_RGB2BGR,
-        'rgba8': cv2.COLOR_RGB2RGBA,
-        'bgra8': cv2.COLOR_RGB2BGRA,
-        'mono8': cv2.COLOR_RGB2GRAY,
+        "bgr8": cv2.COLOR_RGB2BGR,
+        "rgba8": cv2.COLOR_RGB2RGBA,
+        "bgra8": cv2.COLOR_RGB2BGRA,
+        "mono8": cv2.COLOR_RGB2GRAY,
     }
-    return rgb if encoding == 'rgb8' else cv2.cvtColor(rgb, codes[encoding])
+    return rgb if encoding == "rgb8" else cv2.cvtColor(rgb, codes[encoding])
 
 
 def naive_cloud_bytes(
@@ -146,16 +153,27 @@ def data_assignment_costs(nbytes: int, repeat: int = 3) -> dict[str, float]:
         return run
 
     def from_bytes() -> None:
-        out = array.array('B')
+        out = array.array("B")
         out.frombytes(as_bytes)
         msg.data = out
 
     return {
-        'data_bytes': float(nbytes),
-        'data_assign_numpy_ms': _time_ms(assign(payload), repeat),
-        'data_assign_bytes_ms': _time_ms(assign(as_bytes), repeat),
-        'data_assign_array_ms': _time_ms(from_bytes, repeat),
+        "data_bytes": float(nbytes),
+        "data_assign_numpy_ms": _time_ms(assign(payload), repeat),
+        "data_assign_bytes_ms": _time_ms(assign(as_bytes), repeat),
+        "data_assign_array_ms": _time_ms(from_bytes, repeat),
     }
+
+
+def _set_torch_threads(threads: int) -> int | None:
+    """Apply ``--threads`` when > 0; return torch's thread count (None without torch)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if threads > 0:
+        torch.set_num_threads(threads)
+    return int(torch.get_num_threads())
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -176,9 +194,10 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     from recon3d_ros.ros.qos import output_qos
 
     if args.width < 8 or args.height < 8 or args.iterations < 1 or args.warmup < 0:
-        raise ConfigError('need --width/--height >= 8, --iterations >= 1 and --warmup >= 0')
+        raise ConfigError("need --width/--height >= 8, --iterations >= 1 and --warmup >= 0")
+    torch_threads = _set_torch_threads(args.threads)
     engine = load_engine(args.model, args.backend, args.device, args.precision)
-    camera = PinholeCamera.from_fov(args.width, args.height, 60.0, frame_id='camera_optical_frame')
+    camera = PinholeCamera.from_fov(args.width, args.height, 60.0, frame_id="camera_optical_frame")
     rgb_in = synthetic_pattern(args.width, args.height)
     header = Header(stamp=conversions.ns_to_stamp(time.time_ns()), frame_id=camera.frame_id)
     image_msg = conversions.array_to_image_msg(
@@ -187,24 +206,24 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
     rclpy.init()
     try:
-        node = rclpy.create_node('recon3d_bench')
-        listener = rclpy.create_node('recon3d_bench_listener')
+        node = rclpy.create_node("recon3d_bench")
+        listener = rclpy.create_node("recon3d_bench_listener")
         qos = output_qos()
         pubs = {
-            'depth': node.create_publisher(Image, 'depth/image', qos),
-            'info': node.create_publisher(CameraInfo, 'depth/camera_info', qos),
-            'points': node.create_publisher(PointCloud2, 'points', qos),
+            "depth": node.create_publisher(Image, "depth/image", qos),
+            "info": node.create_publisher(CameraInfo, "depth/camera_info", qos),
+            "points": node.create_publisher(PointCloud2, "points", qos),
         }
         # A matched reader makes publish() serialise and hand data to the transport, as with rviz.
         subs = [
             listener.create_subscription(
-                Image, 'depth/image', lambda _m: None, qos_profile_sensor_data
+                Image, "depth/image", lambda _m: None, qos_profile_sensor_data
             ),
             listener.create_subscription(
-                CameraInfo, 'depth/camera_info', lambda _m: None, qos_profile_sensor_data
+                CameraInfo, "depth/camera_info", lambda _m: None, qos_profile_sensor_data
             ),
             listener.create_subscription(
-                PointCloud2, 'points', lambda _m: None, qos_profile_sensor_data
+                PointCloud2, "points", lambda _m: None, qos_profile_sensor_data
             ),
         ]
         deadline = time.monotonic() + 5.0
@@ -233,60 +252,61 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             cloud = depth_to_cloud(depth, camera, rgb, stride=args.cloud_stride)
             cloud_msg = conversions.cloud_to_msg(cloud, header)
             t4 = time.perf_counter()
-            pubs['depth'].publish(depth_msg)
-            pubs['info'].publish(info_msg)
-            pubs['points'].publish(cloud_msg)
+            pubs["depth"].publish(depth_msg)
+            pubs["info"].publish(info_msg)
+            pubs["points"].publish(cloud_msg)
             t5 = time.perf_counter()
             if i < args.warmup:
                 continue
             depth_msg_ms = (t3 - t2) * 1e3
             cloud_ms = (t4 - t3) * 1e3
-            samples['decode_ms'].append((t1 - t0) * 1e3)
-            samples['preprocess_ms'].append(timings.preprocess_ms)
-            samples['inference_ms'].append(timings.inference_ms)
-            samples['depth_postprocess_ms'].append(timings.postprocess_ms)
-            samples['depth_msg_ms'].append(depth_msg_ms)
-            samples['cloud_ms'].append(cloud_ms)
-            samples['postprocess_ms'].append(timings.postprocess_ms + depth_msg_ms + cloud_ms)
-            samples['publish_ms'].append((t5 - t4) * 1e3)
+            samples["decode_ms"].append((t1 - t0) * 1e3)
+            samples["preprocess_ms"].append(timings.preprocess_ms)
+            samples["inference_ms"].append(timings.inference_ms)
+            samples["depth_postprocess_ms"].append(timings.postprocess_ms)
+            samples["depth_msg_ms"].append(depth_msg_ms)
+            samples["cloud_ms"].append(cloud_ms)
+            samples["postprocess_ms"].append(timings.postprocess_ms + depth_msg_ms + cloud_ms)
+            samples["publish_ms"].append((t5 - t4) * 1e3)
 
         result: dict[str, Any] = {k: statistics.median(v) for k, v in samples.items()}
         total = sum(result[k] for k in STAGES)
         result.update(
             {
-                'total_ms': total,
-                'fps': 1000.0 / total if total > 0 else float('inf'),
-                'width': args.width,
-                'height': args.height,
-                'encoding': args.encoding,
-                'model': str(args.model),
-                'backend': engine.backend,
-                'device': engine.device,
-                'precision': engine.precision,
-                'network_input': f'{engine.config.input_width}x{engine.config.input_height}',
-                'iterations': args.iterations,
-                'cloud_points': int(cloud.width * cloud.height),
-                'cloud_bytes': len(cloud.data),
-                'subscriber_matched': matched,
-                'ros_domain_id': domain_id,
+                "total_ms": total,
+                "fps": 1000.0 / total if total > 0 else float("inf"),
+                "width": args.width,
+                "height": args.height,
+                "encoding": args.encoding,
+                "model": str(args.model),
+                "backend": engine.backend,
+                "device": engine.device,
+                "precision": engine.precision,
+                "network_input": f"{engine.config.input_width}x{engine.config.input_height}",
+                "iterations": args.iterations,
+                "cloud_points": int(cloud.width * cloud.height),
+                "cloud_bytes": len(cloud.data),
+                "subscriber_matched": matched,
+                "ros_domain_id": domain_id,
                 # Figures from a busy machine mislead: say how busy it was.
-                'load_average_1min': os.getloadavg()[0],
-                'cpu_count': os.cpu_count(),
+                "load_average_1min": os.getloadavg()[0],
+                "torch_threads": torch_threads,
+                "cpu_count": os.cpu_count(),
             }
         )
         fx, fy, cx, cy = camera.fx, camera.fy, camera.cx, camera.cy
         comparisons: dict[str, float] = {
-            'cloud_core_ms': result['cloud_ms'],
-            'cloud_naive_ms': _time_ms(
+            "cloud_core_ms": result["cloud_ms"],
+            "cloud_naive_ms": _time_ms(
                 lambda: conversions.byte_array(naive_cloud_bytes(depth, fx, fy, cx, cy, rgb)),
                 min(args.iterations, 10),
             ),
         }
         comparisons.update(data_assignment_costs(len(cloud.data)))
-        comparisons['numpy_vs_bytes_ratio'] = comparisons['data_assign_numpy_ms'] / max(
-            comparisons['data_assign_bytes_ms'], 1e-6
+        comparisons["numpy_vs_bytes_ratio"] = comparisons["data_assign_numpy_ms"] / max(
+            comparisons["data_assign_bytes_ms"], 1e-6
         )
-        result['comparisons'] = comparisons
+        result["comparisons"] = comparisons
         for sub in subs:
             listener.destroy_subscription(sub)
         listener.destroy_node()
@@ -302,46 +322,47 @@ def format_table(result: dict[str, Any]) -> str:
         f"recon3d bench: {result['width']}x{result['height']} {result['encoding']}, "
         f"model {result['model']} "
         f"({result['backend']} on {result['device']}, {result['precision']}, network input "
-        f"{result['network_input']}), median of {result['iterations']} frames",
-        '',
+        f"{result['network_input']}, {result['torch_threads']} torch threads), "
+        f"median of {result['iterations']} frames",
+        "",
         f"  {'stage':<34}{'ms':>10}",
     ]
     rows = [
-        ('decode (Image -> RGB)', 'decode_ms'),
-        ('preprocess (resize, normalise)', 'preprocess_ms'),
-        ('inference', 'inference_ms'),
-        ('postprocess (depth, messages)', 'postprocess_ms'),
-        ('  raw output -> metric depth', 'depth_postprocess_ms'),
-        ('  depth Image message', 'depth_msg_ms'),
-        ('  depth_to_cloud + PointCloud2', 'cloud_ms'),
-        ('publish (depth, info, points)', 'publish_ms'),
-        ('total', 'total_ms'),
+        ("decode (Image -> RGB)", "decode_ms"),
+        ("preprocess (resize, normalise)", "preprocess_ms"),
+        ("inference", "inference_ms"),
+        ("postprocess (depth, messages)", "postprocess_ms"),
+        ("  raw output -> metric depth", "depth_postprocess_ms"),
+        ("  depth Image message", "depth_msg_ms"),
+        ("  depth_to_cloud + PointCloud2", "cloud_ms"),
+        ("publish (depth, info, points)", "publish_ms"),
+        ("total", "total_ms"),
     ]
     for label, key in rows:
-        lines.append(f'  {label:<34}{result[key]:>10.2f}')
+        lines.append(f"  {label:<34}{result[key]:>10.2f}")
     lines.append(f"  {'throughput (frames/s)':<34}{result['fps']:>10.1f}")
-    c = result['comparisons']
-    mb = c['data_bytes'] / 1e6
+    c = result["comparisons"]
+    mb = c["data_bytes"] / 1e6
     lines += [
-        '',
+        "",
         f"  cloud of {result['cloud_points']} points ({mb:.1f} MB):",
         f"    core depth_to_cloud + message  {c['cloud_core_ms']:8.2f} ms",
         f"    naive meshgrid + stack + bytes {c['cloud_naive_ms']:8.2f} ms",
-        '  assigning PointCloud2.data:',
+        "  assigning PointCloud2.data:",
         f"    numpy array                    {c['data_assign_numpy_ms']:8.2f} ms",
         f"    bytes                          {c['data_assign_bytes_ms']:8.2f} ms",
         f"    array.array('B')               {c['data_assign_array_ms']:8.2f} ms",
         f"    numpy / bytes                  {c['numpy_vs_bytes_ratio']:8.0f} x",
     ]
-    load, cpus = result['load_average_1min'], result['cpu_count']
+    load, cpus = result["load_average_1min"], result["cpu_count"]
     if cpus and load > 0.8 * cpus:
         lines.append(
-            f'  note: load average {load:.1f} on {cpus} CPUs while measuring: other processes '
-            'competed for the CPU, so these figures are pessimistic'
+            f"  note: load average {load:.1f} on {cpus} CPUs while measuring: other processes "
+            "competed for the CPU, so these figures are pessimistic"
         )
-    if not result['subscriber_matched']:
-        lines.append('  note: no subscriber matched within 5 s; publish_ms is without a reader')
-    return '\n'.join(lines)
+    if not result["subscriber_matched"]:
+        lines.append("  note: no subscriber matched within 5 s; publish_ms is without a reader")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,64 +24,64 @@ DEFAULT_INTEGER_SCALE = 1000.0
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        '--depth', required=True, help='depth image (.png/.pgm/.tif 16-bit) or .npy'
+        "--depth", required=True, help="depth image (.png/.pgm/.tif 16-bit) or .npy"
     )
     parser.add_argument(
-        '--rgb', default=None, help='colour image registered to the depth (optional)'
+        "--rgb", default=None, help="colour image registered to the depth (optional)"
     )
     parser.add_argument(
-        '--depth-scale',
+        "--depth-scale",
         type=float,
         default=None,
         help="stored units per metre for integer depth (default: intrinsics.json's "
-        f'depth_scale, else {DEFAULT_INTEGER_SCALE:g}); float .npy is metres',
+        f"depth_scale, else {DEFAULT_INTEGER_SCALE:g}); float .npy is metres",
     )
     parser.add_argument(
-        '--intrinsics',
+        "--intrinsics",
         default=None,
-        help='JSON with fx, fy, cx, cy [, width, height, depth_scale]',
+        help="JSON with fx, fy, cx, cy [, width, height, depth_scale]",
     )
-    for name in ('fx', 'fy', 'cx', 'cy'):
-        parser.add_argument(f'--{name}', type=float, default=None, help=f'{name} in pixels')
+    for name in ("fx", "fy", "cx", "cy"):
+        parser.add_argument(f"--{name}", type=float, default=None, help=f"{name} in pixels")
     parser.add_argument(
-        '--mesh', action='store_true', help='write a triangle mesh instead of points'
+        "--mesh", action="store_true", help="write a triangle mesh instead of points"
     )
-    parser.add_argument('--stride', type=int, default=1, help='keep every n-th pixel (default: 1)')
-    parser.add_argument('--min-depth', type=float, default=0.0, help='metres; closer is dropped')
+    parser.add_argument("--stride", type=int, default=1, help="keep every n-th pixel (default: 1)")
+    parser.add_argument("--min-depth", type=float, default=0.0, help="metres; closer is dropped")
     parser.add_argument(
-        '--max-depth', type=float, default=math.inf, help='metres; farther is dropped'
+        "--max-depth", type=float, default=math.inf, help="metres; farther is dropped"
     )
     parser.add_argument(
-        '--max-edge-ratio',
+        "--max-edge-ratio",
         type=float,
         default=0.05,
-        help='mesh only: drop triangles whose depth jump exceeds this fraction of '
-        'their depth (removes skins across occlusions; default: %(default)s)',
+        help="mesh only: drop triangles whose depth jump exceeds this fraction of "
+        "their depth (removes skins across occlusions; default: %(default)s)",
     )
-    parser.add_argument('-o', '--output', required=True, help='output .ply')
+    parser.add_argument("-o", "--output", required=True, help="output .ply")
 
 
 def read_depth(path: str | Path, depth_scale: float | None) -> npt.NDArray[np.float32]:
     """Depth in metres (NaN where there is no measurement) from an image or ``.npy`` file."""
     p = Path(path)
     if not p.is_file():
-        raise DatasetError(f'depth file {p} does not exist')
-    if p.suffix.lower() == '.npy':
+        raise DatasetError(f"depth file {p} does not exist")
+    if p.suffix.lower() == ".npy":
         try:
             raw = np.load(p, allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise DatasetError(f'cannot read depth array {p}: {exc}') from exc
+            raise DatasetError(f"cannot read depth array {p}: {exc}") from exc
     else:
         import cv2
 
         raw = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
         if raw is None:
-            raise DatasetError(f'cannot read depth image {p}: not an image OpenCV can decode')
+            raise DatasetError(f"cannot read depth image {p}: not an image OpenCV can decode")
     raw = np.squeeze(raw)
     if raw.ndim != 2:
         raise DatasetError(
-            f'depth {p} has shape {raw.shape}; expected one channel (a 16-bit depth PNG, not a '
-            'colourised depth picture)'
+            f"depth {p} has shape {raw.shape}; expected one channel (a 16-bit depth PNG, not a "
+            "colourised depth picture)"
         )
     if np.issubdtype(raw.dtype, np.integer):
         scale = DEFAULT_INTEGER_SCALE if depth_scale is None else depth_scale
@@ -94,7 +94,7 @@ def read_depth(path: str | Path, depth_scale: float | None) -> npt.NDArray[np.fl
         depth[~(depth > 0)] = np.nan
     else:
         raise DatasetError(
-            f'depth {p} has dtype {raw.dtype}; expected integer units or float metres'
+            f"depth {p} has dtype {raw.dtype}; expected integer units or float metres"
         )
     return depth
 
@@ -106,16 +106,16 @@ def camera_from_args(args: argparse.Namespace, width: int, height: int):
     explicit = [args.fx, args.fy, args.cx, args.cy]
     if args.intrinsics:
         data = dict(load_intrinsics(args.intrinsics))
-        for key, value in zip(('fx', 'fy', 'cx', 'cy'), explicit):
+        for key, value in zip(("fx", "fy", "cx", "cy"), explicit):
             if value is not None:
                 data[key] = value
         return camera_for(width, height, data)
     if any(v is None for v in explicit):
         raise CameraModelError(
             "give the depth camera's intrinsics: --intrinsics intrinsics.json, or all of "
-            '--fx --fy --cx --cy (pixels)'
+            "--fx --fy --cx --cy (pixels)"
         )
-    data = dict(zip(('fx', 'fy', 'cx', 'cy'), explicit), width=width, height=height)
+    data = dict(zip(("fx", "fy", "cx", "cy"), explicit), width=width, height=height)
     return camera_for(width, height, data)
 
 
@@ -125,11 +125,11 @@ def run(args: argparse.Namespace) -> int:
     from recon3d_ros.demo.sources import read_rgb
 
     if args.stride < 1:
-        raise DatasetError(f'--stride must be >= 1, got {args.stride}')
+        raise DatasetError(f"--stride must be >= 1, got {args.stride}")
     if args.intrinsics:
         from recon3d_ros.demo.sources import load_intrinsics
 
-        json_scale = load_intrinsics(args.intrinsics).get('depth_scale')
+        json_scale = load_intrinsics(args.intrinsics).get("depth_scale")
     else:
         json_scale = None
     scale = args.depth_scale if args.depth_scale is not None else json_scale
@@ -145,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
         rgb = read_rgb(args.rgb)
         if rgb.shape[:2] != depth.shape:
             raise DatasetError(
-                f'colour image {args.rgb} is {rgb.shape[1]}x{rgb.shape[0]} but the depth is '
-                f'{width}x{height}; pass the colour image registered to this depth image'
+                f"colour image {args.rgb} is {rgb.shape[1]}x{rgb.shape[0]} but the depth is "
+                f"{width}x{height}; pass the colour image registered to this depth image"
             )
 
     out = Path(args.output)
@@ -156,14 +156,14 @@ def run(args: argparse.Namespace) -> int:
             depth, camera, rgb=rgb, max_edge_ratio=args.max_edge_ratio, stride=args.stride
         )
         write_ply(out, vertices, colors, faces)
-        print(f'wrote {out}: mesh with {len(vertices)} vertices and {len(faces)} triangles')
+        print(f"wrote {out}: mesh with {len(vertices)} vertices and {len(faces)} triangles")
         return 0
     points = depth_to_points(depth, camera, stride=args.stride).reshape(-1, 3)
     keep = np.all(np.isfinite(points), axis=1)
     colors = None if rgb is None else rgb[:: args.stride, :: args.stride].reshape(-1, 3)[keep]
     write_ply(out, points[keep], colors)
     print(
-        f'wrote {out}: {int(keep.sum())} points '
-        f'({int((~keep).sum())} pixels without depth skipped)'
+        f"wrote {out}: {int(keep.sum())} points "
+        f"({int((~keep).sum())} pixels without depth skipped)"
     )
     return 0

@@ -32,56 +32,56 @@ MAX_FILE_FRAMES = 300
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
-    source.add_argument('--image', help='one image (published --frames times, a still camera)')
-    source.add_argument('--video', help='a video file')
+    source.add_argument("--image", help="one image (published --frames times, a still camera)")
+    source.add_argument("--video", help="a video file")
     source.add_argument(
-        '--folder', help='a folder of images (or an RGB-D folder with rgb/ or color/)'
+        "--folder", help="a folder of images (or an RGB-D folder with rgb/ or color/)"
     )
     parser.add_argument(
-        '--frames',
+        "--frames",
         type=int,
         default=None,
-        help=f'frames to publish (synthetic default {DEFAULT_SYNTHETIC_FRAMES}; '
-        f'video/folder: all, at most {MAX_FILE_FRAMES}; image: 3)',
+        help=f"frames to publish (synthetic default {DEFAULT_SYNTHETIC_FRAMES}; "
+        f"video/folder: all, at most {MAX_FILE_FRAMES}; image: 3)",
     )
     parser.add_argument(
-        '--width', type=int, default=320, help='synthetic frame width (default: %(default)s)'
+        "--width", type=int, default=320, help="synthetic frame width (default: %(default)s)"
     )
     parser.add_argument(
-        '--height', type=int, default=240, help='synthetic frame height (default: %(default)s)'
+        "--height", type=int, default=240, help="synthetic frame height (default: %(default)s)"
     )
     parser.add_argument(
-        '--seed', type=int, default=16, help='synthetic scene seed (default: %(default)s)'
+        "--seed", type=int, default=16, help="synthetic scene seed (default: %(default)s)"
     )
     parser.add_argument(
-        '--intrinsics',
-        help='JSON with fx, fy, cx, cy [, width, height] for image/video/folder '
-        'input (default: a 60 degree horizontal field of view)',
+        "--intrinsics",
+        help="JSON with fx, fy, cx, cy [, width, height] for image/video/folder "
+        "input (default: a 60 degree horizontal field of view)",
     )
     parser.add_argument(
-        '--max-width', type=int, default=640, help='downscale wider input images to this'
+        "--max-width", type=int, default=640, help="downscale wider input images to this"
     )
     parser.add_argument(
-        '--model', default='default', help='preset name or model file (default: %(default)s)'
+        "--model", default="default", help="preset name or model file (default: %(default)s)"
     )
-    parser.add_argument('--backend', default='auto', help='auto, torch, onnxruntime, tensorrt')
-    parser.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N')
+    parser.add_argument("--backend", default="auto", help="auto, torch, onnxruntime, tensorrt")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument(
-        '--rate', type=float, default=5.0, help='publish rate in Hz (default: %(default)s)'
+        "--rate", type=float, default=5.0, help="publish rate in Hz (default: %(default)s)"
     )
     parser.add_argument(
-        '--cloud-stride', type=int, default=1, help="the node's cloud_stride (default: 1)"
+        "--cloud-stride", type=int, default=1, help="the node's cloud_stride (default: 1)"
     )
-    parser.add_argument('--no-mesh', action='store_true', help='skip mesh.ply')
-    parser.add_argument('--out', default='out/demo', help='output folder (default: %(default)s)')
+    parser.add_argument("--no-mesh", action="store_true", help="skip mesh.ply")
+    parser.add_argument("--out", default="out/demo", help="output folder (default: %(default)s)")
     parser.add_argument(
-        '--startup-timeout',
+        "--startup-timeout",
         type=float,
         default=120.0,
-        help='seconds to wait for the node to load its model (default: %(default)s)',
+        help="seconds to wait for the node to load its model (default: %(default)s)",
     )
     parser.add_argument(
-        '--domain-id', type=int, default=None, help='ROS_DOMAIN_ID (default: random 1..200)'
+        "--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: random 1..200)"
     )
 
 
@@ -123,12 +123,12 @@ def _warm_up(link: Any, frame: Any, node: Any, timeout: float) -> float:
         link.publish(frame.rgb, frame.camera, -1)
         wait_until = time.monotonic() + 2.0
         while time.monotonic() < wait_until:
-            if link.count('points') > 0 and link.count('depth') > 0:
+            if link.count("points") > 0 and link.count("depth") > 0:
                 return time.monotonic() - t0
             time.sleep(0.02)
     raise Recon3dError(
-        f'the depth node did not answer a frame within {timeout:.0f} s; its log:\n'
-        f'{node.log_tail()}'
+        f"the depth node did not answer a frame within {timeout:.0f} s; its log:\n"
+        f"{node.log_tail()}"
     )
 
 
@@ -149,10 +149,10 @@ def _ground_truth_accuracy(frames: list, received: list) -> dict[str, float]:
     if not rows:
         return {}
     return {
-        'abs_rel': float(np.mean([r['abs_rel'] for r in rows])),
-        'delta1': float(np.mean([r['delta1'] for r in rows])),
-        'rmse': float(np.mean([r['rmse'] for r in rows])),
-        'frames': float(len(rows)),
+        "abs_rel": float(np.mean([r["abs_rel"] for r in rows])),
+        "delta1": float(np.mean([r["delta1"] for r in rows])),
+        "rmse": float(np.mean([r["rmse"] for r in rows])),
+        "frames": float(len(rows)),
     }
 
 
@@ -165,23 +165,23 @@ def run(args: argparse.Namespace) -> int:
     )
 
     if args.rate <= 0:
-        raise Recon3dError(f'--rate must be > 0 Hz, got {args.rate}')
+        raise Recon3dError(f"--rate must be > 0 Hz, got {args.rate}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     domain_id = configure_ros_environment(args.domain_id)
     # Reliable input: best effort drops most frames above ~0.5 MB on a local Fast DDS (see
     # CameraLink), and a demo should show every frame it rendered.
     params = {
-        'backend': args.backend,
-        'device': args.device,
-        'cloud_stride': args.cloud_stride,
-        'input_qos_reliability': 'reliable',
+        "backend": args.backend,
+        "device": args.device,
+        "cloud_stride": args.cloud_stride,
+        "input_qos_reliability": "reliable",
     }
-    node = NodeProcess(args.model, params=params, log_path=out / 'node.log').start()
+    node = NodeProcess(args.model, params=params, log_path=out / "node.log").start()
     print(
-        f'recon3d demo: depth node pid {node.pid} (model {args.model}), '
-        f'ROS_DOMAIN_ID={domain_id}, '
-        'LOCALHOST discovery',
+        f"recon3d demo: depth node pid {node.pid} (model {args.model}), "
+        f"ROS_DOMAIN_ID={domain_id}, "
+        "LOCALHOST discovery",
         flush=True,
     )
     link = None
@@ -189,21 +189,21 @@ def run(args: argparse.Namespace) -> int:
         t_render = time.monotonic()
         frames = _frames(args)  # rendered while the node loads its model
         print(
-            f'  {len(frames)} frames of {frames[0].rgb.shape[1]}x{frames[0].rgb.shape[0]} ready '
-            f'({time.monotonic() - t_render:.1f} s)',
+            f"  {len(frames)} frames of {frames[0].rgb.shape[1]}x{frames[0].rgb.shape[0]} ready "
+            f"({time.monotonic() - t_render:.1f} s)",
             flush=True,
         )
         from recon3d_ros.ros.conversions import camera_from_info, image_msg_to_array
 
         link = CameraLink(reliable=True)
         if not link.wait_for_node(args.startup_timeout, node.alive):
-            raise Recon3dError(f'the depth node did not come up; its log:\n{node.log_tail()}')
+            raise Recon3dError(f"the depth node did not come up; its log:\n{node.log_tail()}")
         warm_s = _warm_up(link, frames[0], node, args.startup_timeout)
         time.sleep(0.3)
-        for name in ('depth', 'depth_info', 'points'):
+        for name in ("depth", "depth_info", "points"):
             link.take(name)
         link.sent.clear()
-        answered_before = link.count('points')  # warm-up answers are not the sequence's
+        answered_before = link.count("points")  # warm-up answers are not the sequence's
 
         period = 1.0 / args.rate
         stamps: list[int] = []
@@ -216,12 +216,12 @@ def run(args: argparse.Namespace) -> int:
         publish_s = time.monotonic() - start
         # Give the node time for the frames in flight.
         deadline = time.monotonic() + max(5.0, 3 * period)
-        while time.monotonic() < deadline and link.count('points') - answered_before < len(frames):
+        while time.monotonic() < deadline and link.count("points") - answered_before < len(frames):
             time.sleep(0.05)
         time.sleep(0.2)
-        depth_items = link.take('depth')
-        info_items = _by_stamp(link.take('depth_info'))
-        point_items = link.take('points')
+        depth_items = link.take("depth")
+        info_items = _by_stamp(link.take("depth_info"))
+        point_items = link.take("points")
         clouds = _by_stamp(point_items)
         diagnostics = link.diagnostic_values()
     finally:
@@ -260,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if not received:
         raise Recon3dError(
-            f'no depth came back from the node for {len(frames)} frames; its log:\n'
+            f"no depth came back from the node for {len(frames)} frames; its log:\n"
             f"{(out / 'node.log').read_text(errors='replace')[-3000:]}"
         )
 
@@ -272,20 +272,20 @@ def run(args: argparse.Namespace) -> int:
     if with_camera:
         write_intrinsics(out, with_camera[-1].camera, [f.name for f in received])
     with_cloud = [f for f in received if f.cloud is not None]
-    summary: dict[str, Any] = {'output': str(out), 'ros_domain_id': domain_id, 'model': args.model}
+    summary: dict[str, Any] = {"output": str(out), "ros_domain_id": domain_id, "model": args.model}
     if with_cloud:
         chosen = with_cloud[len(with_cloud) // 2]  # the middle of the walk: a typical view
-        summary['cloud_points'] = write_cloud(out / 'cloud.ply', chosen.cloud)
-        summary['cloud_frame'] = chosen.name
-        write_preview(out / 'cloud.ply', out / 'preview.png')
+        summary["cloud_points"] = write_cloud(out / "cloud.ply", chosen.cloud)
+        summary["cloud_frame"] = chosen.name
+        write_preview(out / "cloud.ply", out / "preview.png")
     if not args.no_mesh and with_camera:
         chosen_mesh = with_camera[len(with_camera) // 2]
-        vertices, faces = write_mesh(out / 'mesh.ply', chosen_mesh)
+        vertices, faces = write_mesh(out / "mesh.ply", chosen_mesh)
         summary.update(mesh_vertices=vertices, mesh_faces=faces)
 
     accuracy = _ground_truth_accuracy(frames, received)
     if accuracy:
-        summary['ground_truth'] = accuracy
+        summary["ground_truth"] = accuracy
     depth_latency = [
         (r.receipt_ns - r.stamp_ns) / 1e6 for r in depth_items if r.stamp_ns in index_of
     ]
@@ -296,7 +296,7 @@ def run(args: argparse.Namespace) -> int:
     fps = (
         (len(receipts) - 1) / ((receipts[-1] - receipts[0]) / 1e9)
         if len(receipts) > 1 and receipts[-1] > receipts[0]
-        else float('nan')
+        else float("nan")
     )
     summary.update(
         frames_published=len(frames),
@@ -313,13 +313,13 @@ def run(args: argparse.Namespace) -> int:
         node_exit_code=node_rc,
         node_diagnostics=diagnostics,
     )
-    (out / 'summary.json').write_text(json.dumps(summary, indent=2, default=str))
-    lat = summary['points_latency_ms']
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    lat = summary["points_latency_ms"]
     print(
         f"  processed {len(received)}/{len(frames)} frames ({summary['frames_dropped']} "
-        f'dropped) published at {args.rate:g} Hz; output {fps:.1f} fps; stamp-to-receipt '
+        f"dropped) published at {args.rate:g} Hz; output {fps:.1f} fps; stamp-to-receipt "
         f"latency of 'points' p50 {lat['p50']:.1f} ms, p90 {lat['p90']:.1f} ms (first frame "
-        f'warm-up {warm_s:.1f} s)'
+        f"warm-up {warm_s:.1f} s)"
     )
     if accuracy:
         print(
@@ -332,16 +332,16 @@ def run(args: argparse.Namespace) -> int:
             f"{diagnostics.get('inference_ms')} ms per frame"
         )
     print(
-        f'  depth range {near:.2f}..{far:.2f} m; wrote {out}/colormap/*.png, rgb/, depth/, '
-        'intrinsics.json'
+        f"  depth range {near:.2f}..{far:.2f} m; wrote {out}/colormap/*.png, rgb/, depth/, "
+        "intrinsics.json"
         + (
             f", cloud.ply ({summary['cloud_points']} points, frame {summary['cloud_frame']}), "
-            'preview.png'
+            "preview.png"
             if with_cloud
-            else ''
+            else ""
         )
-        + (f", mesh.ply ({summary['mesh_faces']} triangles)" if 'mesh_faces' in summary else '')
-        + ', summary.json, node.log'
+        + (f", mesh.ply ({summary['mesh_faces']} triangles)" if "mesh_faces" in summary else "")
+        + ", summary.json, node.log"
     )
     if with_cloud:
         print(f'  open {out / "cloud.ply"} in MeshLab, CloudCompare or Open3D (preview: '

@@ -20,22 +20,46 @@ _TABLE_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "mae", "delta1", "delta2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", action="append", required=True, metavar="DIR",
-                        help="RGB-D folder to evaluate on (repeatable)")
-    parser.add_argument("--model", default="default", help="model file or preset (default: the packaged model)")
+    parser.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        metavar="DIR",
+        help="RGB-D folder to evaluate on (repeatable)",
+    )
+    parser.add_argument(
+        "--model", default="default", help="model file or preset (default: the packaged model)"
+    )
     parser.add_argument("--backend", default="auto", help="auto, torch, onnxruntime, tensorrt")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of tables"
+    )
     parser.add_argument("--out", help="folder for per-frame PNG panels and summary.png")
     parser.add_argument("--min-depth", type=float, default=1e-3)
-    parser.add_argument("--max-depth", type=float, default=80.0, help="ground truth beyond this is ignored")
-    parser.add_argument("--constant-depth", type=float, default=TRAIN_MEDIAN_DEPTH,
-                        help=f"constant baseline depth in m (default {TRAIN_MEDIAN_DEPTH}: the training data's median)")
-    parser.add_argument("--plane-height", type=float, default=PLANE_HEIGHT,
-                        help="ground-plane baseline camera height in m")
-    parser.add_argument("--plane-cap", type=float, default=PLANE_CAP,
-                        help="ground-plane baseline maximum depth in m")
+    parser.add_argument(
+        "--max-depth", type=float, default=80.0, help="ground truth beyond this is ignored"
+    )
+    parser.add_argument(
+        "--constant-depth",
+        type=float,
+        default=TRAIN_MEDIAN_DEPTH,
+        help=f"constant baseline depth in m (default {TRAIN_MEDIAN_DEPTH}: the training "
+        "data's median)",
+    )
+    parser.add_argument(
+        "--plane-height",
+        type=float,
+        default=PLANE_HEIGHT,
+        help="ground-plane baseline camera height in m",
+    )
+    parser.add_argument(
+        "--plane-cap",
+        type=float,
+        default=PLANE_CAP,
+        help="ground-plane baseline maximum depth in m",
+    )
 
 
 def _fmt(v: float) -> str:
@@ -51,10 +75,18 @@ def _print_table(name: str, res: dict[str, Any], out) -> None:
         rows.append((f"baseline {bname}", bres))
     for label, r in rows:
         for mode in MODES:
-            print(f"{label + ' / ' + mode:36s}" + "".join(f"{_fmt(r[mode][k]):>9s}" for k in _TABLE_KEYS), file=out)
+            print(
+                f"{label + ' / ' + mode:36s}"
+                + "".join(f"{_fmt(r[mode][k]):>9s}" for k in _TABLE_KEYS),
+                file=out,
+            )
     times = [f["infer_ms"] for f in res["frames"] if "infer_ms" in f]
     if times:
-        print(f"inference: {sum(times) / len(times):.1f} ms per frame (mean, including pre/post-processing)", file=out)
+        print(
+            f"inference: {sum(times) / len(times):.1f} ms per frame "
+            "(mean, including pre/post-processing)",
+            file=out,
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,14 +94,24 @@ def run(args: argparse.Namespace) -> int:
     from recon3d_ros.evaluation.evaluate import evaluate_frames
     from recon3d_ros.inference.loader import load_engine
 
-    engine = load_engine(args.model, backend=args.backend, device=args.device, precision=args.precision)
+    engine = load_engine(
+        args.model, backend=args.backend, device=args.device, precision=args.precision
+    )
     results: dict[str, dict[str, Any]] = {}
     out_dir = Path(args.out) if args.out else None
     for folder in args.data:
         frames = load_rgbd_folder(folder)
         name = Path(folder).resolve().name
-        res = evaluate_frames(engine, frames, args.min_depth, args.max_depth, True,
-                              args.constant_depth, args.plane_height, args.plane_cap)
+        res = evaluate_frames(
+            engine,
+            frames,
+            args.min_depth,
+            args.max_depth,
+            True,
+            args.constant_depth,
+            args.plane_height,
+            args.plane_cap,
+        )
         preds = res.pop("_predictions")
         if out_dir is not None:
             import cv2
@@ -85,17 +127,28 @@ def run(args: argparse.Namespace) -> int:
         from recon3d_ros.evaluation.plots import summary_plot
 
         summary_plot(list(results.items()), out_dir / "summary.png")
-    info = {"model": str(args.model), "backend": engine.backend, "device": engine.device,
-            "input": f"{engine.config.input_width}x{engine.config.input_height} {engine.config.resize_mode}"}
+    info = {
+        "model": str(args.model),
+        "backend": engine.backend,
+        "device": engine.device,
+        "input": f"{engine.config.input_width}x{engine.config.input_height} "
+        f"{engine.config.resize_mode}",
+    }
     if args.json:
         if len(results) == 1:
-            payload: dict[str, Any] = {**next(iter(results.values())), "set": next(iter(results)), **info}
+            payload: dict[str, Any] = {
+                **next(iter(results.values())),
+                "set": next(iter(results)),
+                **info,
+            }
         else:
             payload = {"sets": results, **info}
         json.dump(payload, sys.stdout, allow_nan=True)
         sys.stdout.write("\n")
     else:
-        print(f"model {info['model']} ({info['backend']} on {info['device']}, input {info['input']})")
+        print(
+            f"model {info['model']} ({info['backend']} on {info['device']}, input {info['input']})"
+        )
         for name, res in results.items():
             _print_table(name, res, sys.stdout)
         if out_dir is not None:

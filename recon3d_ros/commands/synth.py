@@ -20,19 +20,29 @@ from recon3d_ros.errors import ConfigError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--out", help="write an RGB-D folder (PNG colour + 16-bit depth + intrinsics.json)")
+    target.add_argument(
+        "--out", help="write an RGB-D folder (PNG colour + 16-bit depth + intrinsics.json)"
+    )
     target.add_argument("--cache", help="write a training cache of .npy shards")
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0, help="first seed (frame i uses seed + i)")
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)
-    parser.add_argument("--hfov", type=float, default=70.0, help="horizontal field of view (--out only)")
-    parser.add_argument("--kind", choices=("room", "corridor", "street", "yard"), help="scene kind (--out only)")
-    parser.add_argument("--workers", type=int, default=1, help="rendering processes (--cache only)")
+    parser.add_argument(
+        "--hfov", type=float, default=70.0, help="horizontal field of view (--out only)"
+    )
+    parser.add_argument(
+        "--kind", choices=("room", "corridor", "street", "yard"), help="scene kind (--out only)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="rendering processes (--cache only)"
+    )
     parser.add_argument("--shard-size", type=int, default=250)
 
 
-def write_folder(out: Path, count: int, seed: int, width: int, height: int, hfov: float, kind: str | None) -> Path:
+def write_folder(
+    out: Path, count: int, seed: int, width: int, height: int, hfov: float, kind: str | None
+) -> Path:
     """Render ``count`` frames into an RGB-D folder; returns the intrinsics.json path."""
     import cv2
     import numpy as np
@@ -46,15 +56,25 @@ def write_folder(out: Path, count: int, seed: int, width: int, height: int, hfov
         f = render_frame(seed + i, width, height, hfov_deg=hfov, kind=kind, jitter_principal=False)
         camera = f.camera
         mm = np.where(np.isfinite(f.depth), np.round(f.depth * 1000.0), 0)
-        mm = np.where(mm > 65535, 0, mm).astype(np.uint16)  # beyond 65.5 m: stored as "no measurement"
+        mm = np.where(mm > 65535, 0, mm).astype(
+            np.uint16
+        )  # beyond 65.5 m: stored as "no measurement"
         cv2.imwrite(str(out / "color" / f"{i}.png"), f.rgb[..., ::-1])
         cv2.imwrite(str(out / "depth" / f"{i}.png"), mm)
         ids.append(str(i))
     if camera is None:
         raise ConfigError("--count must be positive")
     info = {
-        "fx": camera.fx, "fy": camera.fy, "cx": camera.cx, "cy": camera.cy, "width": width, "height": height,
-        "depth_scale": 1000.0, "color": "color/{i}.png", "depth": "depth/{i}.png", "frames": ids,
+        "fx": camera.fx,
+        "fy": camera.fy,
+        "cx": camera.cx,
+        "cy": camera.cy,
+        "width": width,
+        "height": height,
+        "depth_scale": 1000.0,
+        "color": "color/{i}.png",
+        "depth": "depth/{i}.png",
+        "frames": ids,
         "note": f"recon3d synth, seeds {seed}..{seed + count - 1}, hfov {hfov} deg",
     }
     path = out / "intrinsics.json"
@@ -68,11 +88,21 @@ def run(args: argparse.Namespace) -> int:
     if args.width < 16 or args.height < 16:
         raise ConfigError(f"image size must be at least 16x16, got {args.width}x{args.height}")
     if args.out:
-        path = write_folder(Path(args.out), args.count, args.seed, args.width, args.height, args.hfov, args.kind)
+        path = write_folder(
+            Path(args.out), args.count, args.seed, args.width, args.height, args.hfov, args.kind
+        )
         print(f"wrote {args.count} frames to {path.parent}")
     else:
         from recon3d_ros.training.cache import build_cache
 
-        build_cache(args.cache, args.count, args.seed, args.width, args.height, args.shard_size, args.workers)
+        build_cache(
+            args.cache,
+            args.count,
+            args.seed,
+            args.width,
+            args.height,
+            args.shard_size,
+            args.workers,
+        )
         print(f"cache of {args.count} frames in {args.cache}")
     return 0

@@ -1,4 +1,4 @@
-"""``recon3d train``: train the depth network on synthetic scenes and/or RGB-D folders.
+r"""``recon3d train``: train the depth network on synthetic scenes and/or RGB-D folders.
 
 Examples::
 
@@ -22,7 +22,9 @@ def _size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 192x144, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT such as 192x144, got {text!r}"
+        ) from None
     if w < 32 or h < 32:
         raise argparse.ArgumentTypeError(f"size must be at least 32x32, got {text!r}")
     return w, h
@@ -30,24 +32,55 @@ def _size(text: str) -> tuple[int, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
-    data.add_argument("--synth-cache", help="folder of pre-rendered synthetic frames (recon3d synth --cache); "
-                      "without it frames are rendered on the fly (slow on a CPU)")
-    data.add_argument("--no-synthetic", dest="synthetic", action="store_false",
-                      help="train on --data folders only")
-    data.add_argument("--data", action="append", default=[], metavar="DIR",
-                      help="RGB-D folder (intrinsics.json layout or KITTI); repeatable")
-    data.add_argument("--data-weight", type=float, default=0.5,
-                      help="share of folder samples when mixing with synthetic data (default 0.5)")
-    data.add_argument("--eval-data", action="append", default=[], metavar="DIR",
-                      help="RGB-D folder scored after each epoch (evaluation only, never trained on)")
+    data.add_argument(
+        "--synth-cache",
+        help="folder of pre-rendered synthetic frames (recon3d synth --cache); "
+        "without it frames are rendered on the fly (slow on a CPU)",
+    )
+    data.add_argument(
+        "--no-synthetic",
+        dest="synthetic",
+        action="store_false",
+        help="train on --data folders only",
+    )
+    data.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="RGB-D folder (intrinsics.json layout or KITTI); repeatable",
+    )
+    data.add_argument(
+        "--data-weight",
+        type=float,
+        default=0.5,
+        help="share of folder samples when mixing with synthetic data (default 0.5)",
+    )
+    data.add_argument(
+        "--eval-data",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="RGB-D folder scored after each epoch (evaluation only, never trained on)",
+    )
     model = parser.add_argument_group("model")
     model.add_argument("--arch", default="unet_small")
-    model.add_argument("--width-mult", type=float, default=1.0, help="channel multiplier of unet_small")
+    model.add_argument(
+        "--width-mult", type=float, default=1.0, help="channel multiplier of unet_small"
+    )
     model.add_argument("--init-from", help="start from this checkpoint's weights (fine-tuning)")
-    model.add_argument("--input-size", type=_size, default=(256, 192),
-                       help="network input of the saved ModelConfig (default 256x192)")
-    model.add_argument("--canonical-focal", type=float, default=200.0,
-                       help="focal length (pixels) of the canonical camera the network predicts for")
+    model.add_argument(
+        "--input-size",
+        type=_size,
+        default=(256, 192),
+        help="network input of the saved ModelConfig (default 256x192)",
+    )
+    model.add_argument(
+        "--canonical-focal",
+        type=float,
+        default=200.0,
+        help="focal length (pixels) of the canonical camera the network predicts for",
+    )
     model.add_argument("--max-depth", type=float, default=80.0)
     opt = parser.add_argument_group("optimisation")
     opt.add_argument("--crop", type=_size, default=(192, 144), help="training crop WIDTHxHEIGHT")
@@ -56,15 +89,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--batch", type=int, default=12)
     opt.add_argument("--lr", type=float, default=2e-3)
     opt.add_argument("--weight-decay", type=float, default=1e-4)
-    opt.add_argument("--max-minutes", type=float, default=0.0,
-                     help="anneal the learning rate over this wall-clock time and stop there")
+    opt.add_argument(
+        "--max-minutes",
+        type=float,
+        default=0.0,
+        help="anneal the learning rate over this wall-clock time and stop there",
+    )
     run = parser.add_argument_group("run")
-    run.add_argument("--out", default="runs/train", help="run folder (model.pt, best.pt, train_state.pt, log.jsonl)")
+    run.add_argument(
+        "--out",
+        default="runs/train",
+        help="run folder (model.pt, best.pt, train_state.pt, log.jsonl)",
+    )
     run.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    run.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
-    run.add_argument("--val-count", type=int, default=48, help="held-out synthetic validation frames")
+    run.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)"
+    )
+    run.add_argument(
+        "--val-count", type=int, default=48, help="held-out synthetic validation frames"
+    )
     run.add_argument("--quiet", action="store_true", help="no progress line")
 
 
@@ -74,14 +119,35 @@ def run(args: argparse.Namespace) -> int:
     if not args.synthetic and not args.data:
         raise ConfigError("--no-synthetic needs at least one --data folder to train on")
     opts = TrainOptions(
-        out_dir=args.out, synthetic=args.synthetic, synth_cache=args.synth_cache, folders=list(args.data),
-        folder_weight=args.data_weight, arch=args.arch, arch_kwargs={"width": args.width_mult},
-        crop=args.crop, input_size=args.input_size, canonical_focal=args.canonical_focal,
-        max_depth=args.max_depth, epochs=args.epochs, epoch_size=args.epoch_size, batch=args.batch,
-        lr=args.lr, weight_decay=args.weight_decay, seed=args.seed, device=args.device, threads=args.threads,
-        resume=args.resume, init_from=args.init_from, val_count=args.val_count,
-        eval_folders=list(args.eval_data), max_minutes=args.max_minutes,
-        command="recon3d train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else "",
+        out_dir=args.out,
+        synthetic=args.synthetic,
+        synth_cache=args.synth_cache,
+        folders=list(args.data),
+        folder_weight=args.data_weight,
+        arch=args.arch,
+        arch_kwargs={"width": args.width_mult},
+        crop=args.crop,
+        input_size=args.input_size,
+        canonical_focal=args.canonical_focal,
+        max_depth=args.max_depth,
+        epochs=args.epochs,
+        epoch_size=args.epoch_size,
+        batch=args.batch,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        device=args.device,
+        threads=args.threads,
+        resume=args.resume,
+        init_from=args.init_from,
+        val_count=args.val_count,
+        eval_folders=list(args.eval_data),
+        max_minutes=args.max_minutes,
+        command=(
+            "recon3d train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+            if len(sys.argv) > 1
+            else ""
+        ),
         progress=not args.quiet,
     )
     path = train(opts)

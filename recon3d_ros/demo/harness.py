@@ -28,18 +28,18 @@ from recon3d_ros.core.camera import PinholeCamera
 from recon3d_ros.errors import Recon3dError
 
 __all__ = [
-    'PACKAGE_ROOT',
-    'DEFAULT_PARAMS_FILE',
-    'configure_ros_environment',
-    'ros_environment',
-    'NodeProcess',
-    'Received',
-    'CameraLink',
-    'percentiles',
+    "PACKAGE_ROOT",
+    "DEFAULT_PARAMS_FILE",
+    "configure_ros_environment",
+    "ros_environment",
+    "NodeProcess",
+    "Received",
+    "CameraLink",
+    "percentiles",
 ]
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_PARAMS_FILE = PACKAGE_ROOT / 'config' / 'recon3d.yaml'
+DEFAULT_PARAMS_FILE = PACKAGE_ROOT / "config" / "recon3d.yaml"
 
 
 def ros_environment(
@@ -49,10 +49,10 @@ def ros_environment(
     env = dict(os.environ if base is None else base)
     if domain_id is None:
         domain_id = random.randint(1, 200)
-    env['ROS_DOMAIN_ID'] = str(int(domain_id))
-    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-    env.pop('ROS_STATIC_PEERS', None)
-    env.pop('ROS_LOCALHOST_ONLY', None)  # deprecated; conflicts with the discovery range
+    env["ROS_DOMAIN_ID"] = str(int(domain_id))
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env.pop("ROS_STATIC_PEERS", None)
+    env.pop("ROS_LOCALHOST_ONLY", None)  # deprecated; conflicts with the discovery range
     return env
 
 
@@ -61,20 +61,20 @@ def configure_ros_environment(domain_id: int | None = None) -> int:
 
     Must be called before ``rclpy.init``: the domain and discovery range are read then.
     """
-    if 'rclpy' in sys.modules:
+    if "rclpy" in sys.modules:
         import rclpy
 
         if rclpy.ok():
             raise Recon3dError(
-                'configure_ros_environment() was called after rclpy.init(); call it first so the '
-                'domain id and LOCALHOST discovery take effect'
+                "configure_ros_environment() was called after rclpy.init(); call it first so the "
+                "domain id and LOCALHOST discovery take effect"
             )
     env = ros_environment(domain_id)
-    for key in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE'):
+    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE"):
         os.environ[key] = env[key]
-    for key in ('ROS_STATIC_PEERS', 'ROS_LOCALHOST_ONLY'):
+    for key in ("ROS_STATIC_PEERS", "ROS_LOCALHOST_ONLY"):
         os.environ.pop(key, None)
-    return int(env['ROS_DOMAIN_ID'])
+    return int(env["ROS_DOMAIN_ID"])
 
 
 class NodeProcess:
@@ -98,7 +98,7 @@ class NodeProcess:
         self.params_file = Path(params_file) if params_file else None
         if env is None:
             # Same domain as this process (configure_ros_environment ran first), else a fresh one.
-            current = os.environ.get('ROS_DOMAIN_ID', '').strip()
+            current = os.environ.get("ROS_DOMAIN_ID", "").strip()
             env = ros_environment(int(current) if current.isdigit() else None)
         self.env = dict(env)
         self.log_path = Path(log_path) if log_path else None
@@ -107,26 +107,26 @@ class NodeProcess:
         self._log_file: Any = None
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, '-m', 'recon3d_ros.depth_node', '--ros-args']
+        cmd = [sys.executable, "-m", "recon3d_ros.depth_node", "--ros-args"]
         if self.params_file is not None and self.params_file.is_file():
-            cmd += ['--params-file', str(self.params_file)]
-        cmd += ['-p', f'model:={self.model}']
+            cmd += ["--params-file", str(self.params_file)]
+        cmd += ["-p", f"model:={self.model}"]
         for name, value in self.params.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
-            cmd += ['-p', f'{name}:={text}']
+            cmd += ["-p", f"{name}:={text}"]
         if self.node_name:
-            cmd += ['-r', f'__node:={self.node_name}']
+            cmd += ["-r", f"__node:={self.node_name}"]
         return cmd
 
-    def start(self) -> 'NodeProcess':
+    def start(self) -> "NodeProcess":
         env = dict(self.env)
-        env['PYTHONPATH'] = os.pathsep.join(
-            p for p in (str(PACKAGE_ROOT), env.get('PYTHONPATH', '')) if p
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p
         )
-        env.setdefault('PYTHONUNBUFFERED', '1')
+        env.setdefault("PYTHONUNBUFFERED", "1")
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log_file = open(self.log_path, 'wb')  # noqa: SIM115 - closed in stop()
+            self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
             out: Any = self._log_file
         else:
             out = subprocess.DEVNULL
@@ -138,7 +138,7 @@ class NodeProcess:
     @property
     def pid(self) -> int:
         if self.process is None:
-            raise Recon3dError('the node process has not been started')
+            raise Recon3dError("the node process has not been started")
         return self.process.pid
 
     def alive(self) -> bool:
@@ -147,21 +147,21 @@ class NodeProcess:
     def rss_kib(self) -> int:
         """Resident set size of the node (``VmRSS``), KiB."""
         try:
-            with open(f'/proc/{self.pid}/status') as status:
+            with open(f"/proc/{self.pid}/status") as status:
                 for line in status:
-                    if line.startswith('VmRSS:'):
+                    if line.startswith("VmRSS:"):
                         return int(line.split()[1])
         except OSError as exc:
             raise Recon3dError(
                 f"cannot read the node's memory from /proc/{self.pid}/status: {exc}"
             ) from exc
-        raise Recon3dError(f'/proc/{self.pid}/status has no VmRSS line')
+        raise Recon3dError(f"/proc/{self.pid}/status has no VmRSS line")
 
     def log_tail(self, lines: int = 30) -> str:
         if self.log_path is None or not self.log_path.is_file():
-            return '(node output was not captured)'
-        text = self.log_path.read_text(errors='replace').splitlines()
-        return '\n'.join(text[-lines:])
+            return "(node output was not captured)"
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGINT (a clean rclpy shutdown), then SIGTERM, then SIGKILL."""
@@ -185,7 +185,7 @@ class NodeProcess:
             self._log_file = None
         return proc.returncode
 
-    def __enter__(self) -> 'NodeProcess':
+    def __enter__(self) -> "NodeProcess":
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -211,8 +211,8 @@ class _Stream:
 def percentiles(values_ms: Sequence[float], qs: Sequence[float] = (50, 90)) -> dict[str, float]:
     """``{"p50": ..., "p90": ..., "max": ...}`` of a list of milliseconds (NaN when empty)."""
     arr = np.asarray(values_ms, dtype=np.float64)
-    out = {f'p{int(q)}': float(np.percentile(arr, q)) if arr.size else float('nan') for q in qs}
-    out['max'] = float(arr.max()) if arr.size else float('nan')
+    out = {f"p{int(q)}": float(np.percentile(arr, q)) if arr.size else float("nan") for q in qs}
+    out["max"] = float(arr.max()) if arr.size else float("nan")
     return out
 
 
@@ -233,9 +233,9 @@ class CameraLink:
 
     def __init__(
         self,
-        namespace: str = '',
+        namespace: str = "",
         keep_messages: bool = True,
-        node_name: str = 'recon3d_camera_link',
+        node_name: str = "recon3d_camera_link",
         reliable: bool = False,
     ) -> None:
         import rclpy
@@ -255,36 +255,36 @@ class CameraLink:
             in_qos = QoSProfile(
                 history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE
             )
-        self.image_pub = self.node.create_publisher(Image, 'image', in_qos)
-        self.info_pub = self.node.create_publisher(CameraInfo, 'camera_info', in_qos)
+        self.image_pub = self.node.create_publisher(Image, "image", in_qos)
+        self.info_pub = self.node.create_publisher(CameraInfo, "camera_info", in_qos)
         # Deep reliable queues: the collector must not be the one dropping frames.
         out_qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE
         )
         self._lock = threading.Lock()
         self.streams: dict[str, _Stream] = {
-            'depth': _Stream(keep_messages),
-            'depth_info': _Stream(keep_messages),
-            'points': _Stream(keep_messages),
+            "depth": _Stream(keep_messages),
+            "depth_info": _Stream(keep_messages),
+            "points": _Stream(keep_messages),
         }
         self.diagnostics: list[Any] = []
         self.sent: dict[int, int] = {}  # stamp ns -> frame index
         self.published = 0
         self._subs = [
-            self.node.create_subscription(Image, 'depth/image', self._collector('depth'), out_qos),
+            self.node.create_subscription(Image, "depth/image", self._collector("depth"), out_qos),
             self.node.create_subscription(
-                CameraInfo, 'depth/camera_info', self._collector('depth_info'), out_qos
+                CameraInfo, "depth/camera_info", self._collector("depth_info"), out_qos
             ),
             self.node.create_subscription(
-                PointCloud2, 'points', self._collector('points'), out_qos
+                PointCloud2, "points", self._collector("points"), out_qos
             ),
             self.node.create_subscription(
-                DiagnosticArray, '/diagnostics', self._on_diagnostics, 10
+                DiagnosticArray, "/diagnostics", self._on_diagnostics, 10
             ),
         ]
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, name='camera-link-spin', daemon=True)
+        self._thread = threading.Thread(target=self._spin, name="camera-link-spin", daemon=True)
         self._running = True
         self._thread.start()
 
@@ -336,7 +336,7 @@ class CameraLink:
         for msg in reversed(messages):
             for status in msg.status:
                 values = {kv.key: kv.value for kv in status.values}
-                if 'frames_received' in values:
+                if "frames_received" in values:
                     return values
         return {}
 
@@ -349,7 +349,7 @@ class CameraLink:
                 return False
             if (
                 self.image_pub.get_subscription_count() > 0
-                and self.node.count_publishers(self._resolved('points')) > 0
+                and self.node.count_publishers(self._resolved("points")) > 0
             ):
                 return True
             time.sleep(0.05)
@@ -372,9 +372,9 @@ class CameraLink:
 
         stamp_ns = time.time_ns() if stamp_ns is None else stamp_ns
         header = Header(
-            stamp=conversions.ns_to_stamp(stamp_ns), frame_id=camera.frame_id or 'camera'
+            stamp=conversions.ns_to_stamp(stamp_ns), frame_id=camera.frame_id or "camera"
         )
-        image = conversions.array_to_image_msg(rgb, 'rgb8', header)
+        image = conversions.array_to_image_msg(rgb, "rgb8", header)
         info = conversions.camera_to_info_msg(camera, header)
         with self._lock:
             self.sent[stamp_ns] = index
@@ -393,7 +393,7 @@ class CameraLink:
         if self._owns_context and rclpy.ok():
             rclpy.shutdown()
 
-    def __enter__(self) -> 'CameraLink':
+    def __enter__(self) -> "CameraLink":
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -19,13 +19,13 @@ from recon3d_ros.core.camera import PinholeCamera
 from recon3d_ros.errors import Recon3dError
 
 __all__ = [
-    'ReceivedFrame',
-    'cloud_msg_to_xyzrgb',
-    'write_frame_files',
-    'write_cloud',
-    'write_mesh',
-    'write_preview',
-    'write_intrinsics',
+    "ReceivedFrame",
+    "cloud_msg_to_xyzrgb",
+    "write_frame_files",
+    "write_cloud",
+    "write_mesh",
+    "write_preview",
+    "write_intrinsics",
 ]
 
 
@@ -54,10 +54,10 @@ def cloud_msg_to_xyzrgb(msg: Any) -> tuple[npt.NDArray[np.float32], npt.NDArray[
         is_bigendian=bool(msg.is_bigendian),
         row_step=msg.row_step,
     ).reshape(-1)
-    xyz = np.stack([points['x'], points['y'], points['z']], axis=1).astype(np.float32)
+    xyz = np.stack([points["x"], points["y"], points["z"]], axis=1).astype(np.float32)
     keep = np.all(np.isfinite(xyz), axis=1)
     names = points.dtype.names or ()
-    colors = unpack_rgb(np.ascontiguousarray(points['rgb'][keep])) if 'rgb' in names else None
+    colors = unpack_rgb(np.ascontiguousarray(points["rgb"][keep])) if "rgb" in names else None
     return xyz[keep], colors
 
 
@@ -79,12 +79,12 @@ def write_frame_files(out: Path, frame: ReceivedFrame, near: float, far: float) 
         rgb = cv2.resize(
             rgb, (frame.depth.shape[1], frame.depth.shape[0]), interpolation=cv2.INTER_AREA
         )
-    for sub in ('colormap', 'rgb', 'depth'):
+    for sub in ("colormap", "rgb", "depth"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     paths = (
-        out / 'colormap' / f'{frame.name}.png',
-        out / 'rgb' / f'{frame.name}.png',
-        out / 'depth' / f'{frame.name}.png',
+        out / "colormap" / f"{frame.name}.png",
+        out / "rgb" / f"{frame.name}.png",
+        out / "depth" / f"{frame.name}.png",
     )
     cv2.imwrite(str(paths[0]), side_by_side(rgb, frame.depth, near, far))
     cv2.imwrite(str(paths[1]), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
@@ -95,21 +95,21 @@ def write_frame_files(out: Path, frame: ReceivedFrame, near: float, far: float) 
 
 
 def write_intrinsics(out: Path, camera: PinholeCamera, names: Sequence[str]) -> Path:
-    path = out / 'intrinsics.json'
+    path = out / "intrinsics.json"
     path.write_text(
         json.dumps(
             {
-                'fx': camera.fx,
-                'fy': camera.fy,
-                'cx': camera.cx,
-                'cy': camera.cy,
-                'width': camera.width,
-                'height': camera.height,
-                'depth_scale': 1000.0,
-                'rgb': 'rgb/{}.png',
-                'depth': 'depth/{}.png',
-                'frames': list(names),
-                'note': 'depth predicted by the recon3d depth node (not ground truth)',
+                "fx": camera.fx,
+                "fy": camera.fy,
+                "cx": camera.cx,
+                "cy": camera.cy,
+                "width": camera.width,
+                "height": camera.height,
+                "depth_scale": 1000.0,
+                "rgb": "rgb/{}.png",
+                "depth": "depth/{}.png",
+                "frames": list(names),
+                "note": "depth predicted by the recon3d depth node (not ground truth)",
             },
             indent=2,
         )
@@ -134,7 +134,7 @@ def write_mesh(path: Path, frame: ReceivedFrame, max_edge_ratio: float = 0.05) -
 
     if frame.depth is None or frame.camera is None:
         raise Recon3dError(
-            f'frame {frame.name} has no depth/camera_info from the node; no mesh to write'
+            f"frame {frame.name} has no depth/camera_info from the node; no mesh to write"
         )
     rgb = frame.rgb
     if rgb.shape[:2] != frame.depth.shape:
@@ -159,12 +159,12 @@ def write_preview(ply_path: Path, png_path: Path, width: int = 800, height: int 
     points, colors = data.points, data.colors
     views = [
         render_points(points, colors, width // 2, height, yaw_deg=yaw, pitch_deg=pitch)
-        for yaw, pitch in ((35.0, 20.0), (-60.0, 35.0))
+        for yaw, pitch in ((35.0, 20.0), (-35.0, 10.0))
     ]
     image = np.concatenate(views, axis=1)
     cv2.putText(
         image,
-        f'{ply_path.name}: {len(points)} points, two side views',
+        f"{ply_path.name}: {len(points)} points, two side views",
         (8, 20),
         cv2.FONT_HERSHEY_SIMPLEX,
         0.5,

@@ -19,19 +19,19 @@ from recon3d_ros.core.camera import PinholeCamera
 from recon3d_ros.errors import CameraModelError, DatasetError
 
 __all__ = [
-    'Frame',
-    'IMAGE_SUFFIXES',
-    'DEFAULT_HFOV_DEG',
-    'load_intrinsics',
-    'camera_for',
-    'read_rgb',
-    'image_frames',
-    'folder_frames',
-    'video_frames',
-    'synthetic_frames',
+    "Frame",
+    "IMAGE_SUFFIXES",
+    "DEFAULT_HFOV_DEG",
+    "load_intrinsics",
+    "camera_for",
+    "read_rgb",
+    "image_frames",
+    "folder_frames",
+    "video_frames",
+    "synthetic_frames",
 ]
 
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.ppm', '.webp')
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp")
 DEFAULT_HFOV_DEG = 60.0
 
 
@@ -55,12 +55,12 @@ def load_intrinsics(path: str | Path) -> dict:
     try:
         data = json.loads(p.read_text())
     except (OSError, ValueError) as exc:
-        raise CameraModelError(f'cannot read intrinsics JSON {p}: {exc}') from exc
-    missing = [k for k in ('fx', 'fy', 'cx', 'cy') if k not in data]
+        raise CameraModelError(f"cannot read intrinsics JSON {p}: {exc}") from exc
+    missing = [k for k in ("fx", "fy", "cx", "cy") if k not in data]
     if not isinstance(data, dict) or missing:
         raise CameraModelError(
-            f'intrinsics file {p} must be a JSON object with fx, fy, cx, cy (pixels); '
-            f'missing {missing}'
+            f"intrinsics file {p} must be a JSON object with fx, fy, cx, cy (pixels); "
+            f"missing {missing}"
         )
     return data
 
@@ -70,7 +70,7 @@ def camera_for(
     height: int,
     intrinsics: dict | None = None,
     hfov_deg: float = DEFAULT_HFOV_DEG,
-    frame_id: str = 'camera_optical_frame',
+    frame_id: str = "camera_optical_frame",
 ) -> PinholeCamera:
     """Intrinsics for an image of ``width`` x ``height``.
 
@@ -79,15 +79,15 @@ def camera_for(
     """
     if intrinsics is None:
         return PinholeCamera.from_fov(width, height, hfov_deg, frame_id=frame_id)
-    cal_w = int(intrinsics.get('width', width))
-    cal_h = int(intrinsics.get('height', height))
+    cal_w = int(intrinsics.get("width", width))
+    cal_h = int(intrinsics.get("height", height))
     camera = PinholeCamera(
         cal_w,
         cal_h,
-        float(intrinsics['fx']),
-        float(intrinsics['fy']),
-        float(intrinsics['cx']),
-        float(intrinsics['cy']),
+        float(intrinsics["fx"]),
+        float(intrinsics["fy"]),
+        float(intrinsics["cx"]),
+        float(intrinsics["cy"]),
         frame_id=frame_id,
     )
     if (cal_w, cal_h) != (width, height):
@@ -103,7 +103,7 @@ def read_rgb(path: str | Path) -> npt.NDArray[np.uint8]:
     image = cv2.imread(str(p), cv2.IMREAD_COLOR)
     if image is None:
         raise DatasetError(
-            f'cannot read image {p}: the file is missing or not an image OpenCV can decode'
+            f"cannot read image {p}: the file is missing or not an image OpenCV can decode"
         )
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
@@ -126,7 +126,7 @@ def image_frames(
     rgb = _fit(read_rgb(path), max_width)
     camera = camera_for(rgb.shape[1], rgb.shape[0], intrinsics)
     for i in range(count):
-        name = Path(path).stem if count == 1 else f'{Path(path).stem}_{i:03d}'
+        name = Path(path).stem if count == 1 else f"{Path(path).stem}_{i:03d}"
         yield Frame(i, name, rgb, camera)
 
 
@@ -142,21 +142,21 @@ def folder_frames(
     and its calibration.
     """
     root = Path(folder)
-    for sub in ('rgb', 'color'):
+    for sub in ("rgb", "color"):
         if (root / sub).is_dir():
             root = root / sub
             break
     if not root.is_dir():
-        raise DatasetError(f'{folder} is not a folder of images')
+        raise DatasetError(f"{folder} is not a folder of images")
     files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {root}")
     if (
         intrinsics is None
-        and root.name in ('rgb', 'color')
-        and (root.parent / 'intrinsics.json').is_file()
+        and root.name in ("rgb", "color")
+        and (root.parent / "intrinsics.json").is_file()
     ):
-        intrinsics = load_intrinsics(root.parent / 'intrinsics.json')
+        intrinsics = load_intrinsics(root.parent / "intrinsics.json")
     for i, path in enumerate(files[:limit] if limit else files):
         rgb = _fit(read_rgb(path), max_width)
         yield Frame(i, path.stem, rgb, camera_for(rgb.shape[1], rgb.shape[0], intrinsics))
@@ -173,7 +173,7 @@ def video_frames(
 
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
-        raise DatasetError(f'cannot open video {path}: missing file or unsupported codec')
+        raise DatasetError(f"cannot open video {path}: missing file or unsupported codec")
     try:
         i = 0
         while limit is None or i < limit:
@@ -182,11 +182,11 @@ def video_frames(
                 break
             rgb = _fit(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), max_width)
             yield Frame(
-                i, f'frame_{i:05d}', rgb, camera_for(rgb.shape[1], rgb.shape[0], intrinsics)
+                i, f"frame_{i:05d}", rgb, camera_for(rgb.shape[1], rgb.shape[0], intrinsics)
             )
             i += 1
         if i == 0:
-            raise DatasetError(f'video {path} has no readable frames')
+            raise DatasetError(f"video {path} has no readable frames")
     finally:
         capture.release()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import statistics
 import time
 
-__all__ = ['fast_model', 'slow_model', 'tiny_config', 'save_torchscript', 'calibrate_slow_model']
+__all__ = ["fast_model", "slow_model", "tiny_config", "save_torchscript", "calibrate_slow_model"]
 
 
 def fast_model():
@@ -36,7 +36,7 @@ def slow_model(matmuls: int, size: int = 256):
         def __init__(self, count: int, n: int) -> None:
             super().__init__()
             self.count = count
-            self.register_buffer('weight', torch.eye(n) * 0.5)
+            self.register_buffer("weight", torch.eye(n) * 0.5)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             acc = self.weight
@@ -48,7 +48,7 @@ def slow_model(matmuls: int, size: int = 256):
     return SlowDepth(int(matmuls), int(size)).eval()
 
 
-def tiny_config(width: int = 64, height: int = 48, name: str = 'tiny'):
+def tiny_config(width: int = 64, height: int = 48, name: str = "tiny"):
     """Build the ModelConfig the tiny models embed: metric depth, ``width`` x ``height`` input."""
     from recon3d_ros.inference.config import ModelConfig
 
@@ -56,11 +56,11 @@ def tiny_config(width: int = 64, height: int = 48, name: str = 'tiny'):
         name=name,
         input_width=width,
         input_height=height,
-        resize_mode='stretch',
-        output_kind='metric_depth',
+        resize_mode="stretch",
+        output_kind="metric_depth",
         min_depth=0.1,
         max_depth=20.0,
-        description='recon3d_ros.demo.tiny_models test model (not a trained network)',
+        description="recon3d_ros.demo.tiny_models test model (not a trained network)",
     )
 
 
@@ -83,7 +83,7 @@ def save_torchscript(module, path: str | Path, width: int = 64, height: int = 48
         out = scripted(torch.zeros(1, 3, height, width))
     if tuple(out.shape) != (1, 1, height, width):
         raise RuntimeError(
-            f'tiny model produced shape {tuple(out.shape)}, expected (1, 1, {height}, {width})'
+            f"tiny model produced shape {tuple(out.shape)}, expected (1, 1, {height}, {width})"
         )
     config = json.dumps(tiny_config(width, height).to_dict())
     torch.jit.save(scripted, str(p), _extra_files={CONFIG_EXTRA_FILE: config})

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from recon3d_ros.core.camera import PinholeCamera
 from recon3d_ros.demo.sources import Frame
 
-__all__ = ['sequence_poses', 'render_sequence']
+__all__ = ["sequence_poses", "render_sequence"]
 
 
 def _yaw(angle: float) -> npt.NDArray[np.float64]:
@@ -53,7 +53,7 @@ def render_sequence(
     height: int = 240,
     seed: int = 7,
     hfov_deg: float = 70.0,
-    kind: str = 'room',
+    kind: str = "room",
     step_m: float = 0.04,
     pan_deg: float = 12.0,
 ) -> Iterator[Frame]:
@@ -61,10 +61,10 @@ def render_sequence(
     from recon3d_ros.synth import render_scene, sample_scene
 
     scene = sample_scene(np.random.default_rng(seed), kind)
-    camera = PinholeCamera.from_fov(width, height, hfov_deg, frame_id='camera_optical_frame')
+    camera = PinholeCamera.from_fov(width, height, hfov_deg, frame_id="camera_optical_frame")
     for k, pose in enumerate(sequence_poses(scene.pose, count, step_m, pan_deg)):
         # One rng seed for every frame: the same exposure and white balance, as a real camera
         # with locked auto-exposure would give, so colours do not flicker between frames.
         view = render_scene(scene, camera, pose, rng=np.random.default_rng(seed), effects=True)
         depth = np.where(np.isfinite(view.depth), view.depth, np.nan).astype(np.float32)
-        yield Frame(k, f'frame_{k:04d}', view.rgb, camera, depth)
+        yield Frame(k, f"frame_{k:04d}", view.rgb, camera, depth)

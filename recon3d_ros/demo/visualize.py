@@ -11,7 +11,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ['depth_range', 'colorize_depth', 'depth_panel', 'side_by_side', 'render_points']
+__all__ = ["depth_range", "colorize_depth", "depth_panel", "side_by_side", "render_points"]
 
 _INVALID_BGR = (40, 40, 40)
 _BACKGROUND_RGB = (36, 38, 46)  # dark, as in most 3-D viewers: white walls stay visible
@@ -66,7 +66,7 @@ def _legend(height: int, near: float, far: float, width: int = 70) -> npt.NDArra
         text_y = min(max(y + 4, 10), height - 2)
         cv2.putText(
             panel,
-            f'{value:.2f}',
+            f"{value:.2f}",
             (4 + bar_w + 6, text_y),
             cv2.FONT_HERSHEY_SIMPLEX,
             scale,
@@ -76,7 +76,7 @@ def _legend(height: int, near: float, far: float, width: int = 70) -> npt.NDArra
         )
     cv2.putText(
         panel,
-        'm',
+        "m",
         (4, max(margin - 1, 8)),
         cv2.FONT_HERSHEY_SIMPLEX,
         scale,
@@ -194,7 +194,7 @@ def render_points(
             zs = z[inside]
             ids = np.nonzero(inside)[0]
             # Far to near, so the nearest write to a pixel wins.
-            order = np.argsort(-zs, kind='stable')
+            order = np.argsort(-zs, kind="stable")
             flat, zs, ids = flat[order], zs[order], ids[order]
             closer = zs < zbuf[flat]
             zbuf[flat[closer]] = zs[closer]

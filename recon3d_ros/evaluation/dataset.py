@@ -50,9 +50,14 @@ def _read_depth(path: Path, depth_scale: float) -> npt.NDArray[np.float32]:
     if raw is None:
         raise DatasetError(f"cannot read depth image {path}: missing or not an image file")
     if raw.ndim != 2:
-        raise DatasetError(f"depth image {path} has {raw.shape[2]} channels; expected a single-channel 16-bit image")
+        raise DatasetError(
+            f"depth image {path} has {raw.shape[2]} channels; "
+            "expected a single-channel 16-bit image"
+        )
     if raw.dtype != np.uint16:
-        raise DatasetError(f"depth image {path} is {raw.dtype}; expected 16-bit unsigned (PNG or PGM)")
+        raise DatasetError(
+            f"depth image {path} is {raw.dtype}; expected 16-bit unsigned (PNG or PGM)"
+        )
     depth = raw.astype(np.float32) / np.float32(depth_scale)
     depth[raw == 0] = np.nan
     return depth
@@ -66,7 +71,10 @@ def project_lidar(
     Where several points land on one pixel the nearest wins (the farther one is occluded).
     """
     pts = np.asarray(points, dtype=np.float64)[:, :3]
-    homo = np.concatenate([pts, np.ones((pts.shape[0], 1))], axis=1) @ np.asarray(lidar2img, np.float64).T
+    homo = (
+        np.concatenate([pts, np.ones((pts.shape[0], 1))], axis=1)
+        @ np.asarray(lidar2img, np.float64).T
+    )
     z = homo[:, 2]
     front = z > 1e-3
     u = np.round(homo[front, 0] / z[front]).astype(np.int64)
@@ -96,8 +104,17 @@ def _load_kitti(folder: Path) -> list[RgbdFrame]:
         try:
             scan = np.fromfile(bin_path, dtype=np.float32).reshape(-1, 4)
         except (OSError, ValueError) as exc:
-            raise DatasetError(f"cannot read LiDAR scan {bin_path} (N x 4 float32): {exc}") from exc
-        camera = PinholeCamera(w, h, float(cam2img[0, 0]), float(cam2img[1, 1]), float(cam2img[0, 2]), float(cam2img[1, 2]))
+            raise DatasetError(
+                f"cannot read LiDAR scan {bin_path} (N x 4 float32): {exc}"
+            ) from exc
+        camera = PinholeCamera(
+            w,
+            h,
+            float(cam2img[0, 0]),
+            float(cam2img[1, 1]),
+            float(cam2img[0, 2]),
+            float(cam2img[1, 2]),
+        )
         frames.append(RgbdFrame(rgb, project_lidar(scan, lidar2img, w, h), camera, fid))
     return frames
 
@@ -113,7 +130,8 @@ def load_rgbd_folder(path: str | Path) -> list[RgbdFrame]:
             return _load_kitti(folder)
         raise DatasetError(
             f"{folder} has neither intrinsics.json nor KITTI *_calib.json files; see "
-            "docs/MODEL.md for the folder layout (intrinsics.json with fx, fy, cx, cy, width, height, "
+            "docs/MODEL.md for the folder layout (intrinsics.json with fx, fy, cx, cy, "
+            "width, height, "
             "depth_scale, color, depth, frames)"
         )
     try:
@@ -124,7 +142,9 @@ def load_rgbd_folder(path: str | Path) -> list[RgbdFrame]:
         color_pattern, depth_pattern = str(info["color"]), str(info["depth"])
         ids = [str(i) for i in info["frames"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DatasetError(f"cannot read {info_path}: {exc!r}; it needs fx, fy, cx, cy, color, depth, frames") from exc
+        raise DatasetError(
+            f"cannot read {info_path}: {exc!r}; it needs fx, fy, cx, cy, color, depth, frames"
+        ) from exc
     if depth_scale <= 0:
         raise DatasetError(f"{info_path}: depth_scale must be > 0, got {depth_scale}")
     frames = []
@@ -133,7 +153,8 @@ def load_rgbd_folder(path: str | Path) -> list[RgbdFrame]:
         depth = _read_depth(folder / depth_pattern.format(i=fid), depth_scale)
         if depth.shape != rgb.shape[:2]:
             raise DatasetError(
-                f"frame {fid} of {folder}: depth is {depth.shape[1]}x{depth.shape[0]} but colour is "
+                f"frame {fid} of {folder}: depth is {depth.shape[1]}x{depth.shape[0]} "
+                "but colour is "
                 f"{rgb.shape[1]}x{rgb.shape[0]}; register depth to colour first"
             )
         h, w = rgb.shape[:2]

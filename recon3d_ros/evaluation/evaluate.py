@@ -37,17 +37,21 @@ PLANE_CAP = 10.0  # metres: where the floor prior stops (horizon and above)
 
 
 class _Engine(Protocol):
-    def infer(self, rgb: npt.NDArray[np.uint8], camera: PinholeCamera) -> npt.NDArray[np.float32]: ...
+    def infer(
+        self, rgb: npt.NDArray[np.uint8], camera: PinholeCamera
+    ) -> npt.NDArray[np.float32]: ...
 
 
-def constant_baseline(camera: PinholeCamera, depth: float = TRAIN_MEDIAN_DEPTH) -> npt.NDArray[np.float32]:
+def constant_baseline(
+    camera: PinholeCamera, depth: float = TRAIN_MEDIAN_DEPTH
+) -> npt.NDArray[np.float32]:
     return np.full((camera.height, camera.width), depth, dtype=np.float32)
 
 
 def ground_plane_baseline(
     camera: PinholeCamera, height: float = PLANE_HEIGHT, cap: float = PLANE_CAP
 ) -> npt.NDArray[np.float32]:
-    """z-depth of a floor ``height`` below a level camera: ``height * fy / (v - cy)``, at most ``cap``."""
+    """Z-depth of a floor ``height`` below a level camera, ``height * fy / (v - cy)``, capped."""
     v = np.arange(camera.height, dtype=np.float64)[:, None] - camera.cy
     with np.errstate(divide="ignore"):
         z = np.where(v > 0, height * camera.fy / np.maximum(v, 1e-9), cap)
@@ -56,10 +60,18 @@ def ground_plane_baseline(
 
 
 def score_prediction(
-    pred: npt.NDArray[np.floating], gt: npt.NDArray[np.floating], min_depth: float, max_depth: float
+    pred: npt.NDArray[np.floating],
+    gt: npt.NDArray[np.floating],
+    min_depth: float,
+    max_depth: float,
 ) -> dict[str, dict[str, float]]:
     """Metrics of one prediction in every mode (``nan`` values where a mode cannot be fitted)."""
-    from recon3d_ros.core.metrics import align_median, align_scale_shift_disparity, depth_metrics, valid_mask
+    from recon3d_ros.core.metrics import (
+        align_median,
+        align_scale_shift_disparity,
+        depth_metrics,
+        valid_mask,
+    )
 
     pred = np.asarray(pred, np.float32)
     gt = np.asarray(gt, np.float32)
@@ -85,10 +97,12 @@ def _mean_modes(rows: Sequence[dict[str, dict[str, float]]]) -> dict[str, dict[s
 
 
 def evaluate_predictor(
-    predict: Callable[[RgbdFrame], npt.NDArray[np.floating]], frames: Sequence[RgbdFrame],
-    min_depth: float = 1e-3, max_depth: float = 80.0,
+    predict: Callable[[RgbdFrame], npt.NDArray[np.floating]],
+    frames: Sequence[RgbdFrame],
+    min_depth: float = 1e-3,
+    max_depth: float = 80.0,
 ) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]], list[npt.NDArray[np.float32]]]:
-    """Mean metrics per mode, per-frame records and the predictions of ``predict`` over ``frames``."""
+    """Score ``predict`` over ``frames``: mean metrics per mode, per-frame records, predictions."""
     if not frames:
         raise DatasetError("no frames to evaluate")
     rows, records, preds = [], [], []
@@ -97,7 +111,9 @@ def evaluate_predictor(
         if pred.shape != fr.depth_m.shape:
             import cv2
 
-            pred = cv2.resize(pred, (fr.depth_m.shape[1], fr.depth_m.shape[0]), interpolation=cv2.INTER_LINEAR)
+            pred = cv2.resize(
+                pred, (fr.depth_m.shape[1], fr.depth_m.shape[0]), interpolation=cv2.INTER_LINEAR
+            )
         scores = score_prediction(pred, fr.depth_m, min_depth, max_depth)
         rows.append(scores)
         records.append({"name": fr.name, **scores})
@@ -106,11 +122,19 @@ def evaluate_predictor(
 
 
 def evaluate_frames(
-    engine: _Engine, frames: Sequence[RgbdFrame], min_depth: float = 1e-3, max_depth: float = 80.0,
-    baselines: bool = True, constant_depth: float = TRAIN_MEDIAN_DEPTH,
-    plane_height: float = PLANE_HEIGHT, plane_cap: float = PLANE_CAP,
+    engine: _Engine,
+    frames: Sequence[RgbdFrame],
+    min_depth: float = 1e-3,
+    max_depth: float = 80.0,
+    baselines: bool = True,
+    constant_depth: float = TRAIN_MEDIAN_DEPTH,
+    plane_height: float = PLANE_HEIGHT,
+    plane_cap: float = PLANE_CAP,
 ) -> dict[str, Any]:
-    """``{"metric": {...}, "median": {...}, "scale_shift": {...}, "frames": [...], "baselines": {...}}``.
+    """Score ``engine`` on ``frames``, with the baselines.
+
+    Returns ``{"metric": {...}, "median": {...}, "scale_shift": {...}, "frames": [...],
+    "baselines": {...}}``.
 
     Mode objects hold means over frames; ``frames`` holds each frame's metrics in every mode plus
     its inference time; ``_predictions`` (not JSON) keeps the depth maps for plotting.
@@ -130,14 +154,18 @@ def evaluate_frames(
         rec["infer_ms"] = round(ms, 2)
     result: dict[str, Any] = {**means, "frames": records}
     if baselines:
-        const, _, _ = evaluate_predictor(lambda fr: constant_baseline(fr.camera, constant_depth), frames, min_depth, max_depth)
+        const, _, _ = evaluate_predictor(
+            lambda fr: constant_baseline(fr.camera, constant_depth), frames, min_depth, max_depth
+        )
         plane, _, _ = evaluate_predictor(
-            lambda fr: ground_plane_baseline(fr.camera, plane_height, plane_cap), frames, min_depth, max_depth)
+            lambda fr: ground_plane_baseline(fr.camera, plane_height, plane_cap),
+            frames,
+            min_depth,
+            max_depth,
+        )
         result["baselines"] = {
             "constant": {"depth_m": constant_depth, **const},
             "ground_plane": {"height_m": plane_height, "cap_m": plane_cap, **plane},
         }
     result["_predictions"] = preds
     return result
-
-

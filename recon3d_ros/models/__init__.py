@@ -31,7 +31,9 @@ def build_model(arch: str, **kwargs: Any):
     try:
         target = ARCHITECTURES[arch]
     except KeyError:
-        raise ModelLoadError(f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}") from None
+        raise ModelLoadError(
+            f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}"
+        ) from None
     module_name, class_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     try:
@@ -40,8 +42,15 @@ def build_model(arch: str, **kwargs: Any):
         raise ModelLoadError(f"bad arguments {kwargs} for architecture {arch!r}: {exc}") from exc
 
 
-def save_checkpoint(path: str | Path, model, arch: str, arch_kwargs: dict[str, Any], config: ModelConfig,
-                    meta: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    model,
+    arch: str,
+    arch_kwargs: dict[str, Any],
+    config: ModelConfig,
+    meta: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Write a checkpoint (weights in fp32 on the CPU, so it loads anywhere); atomic rename."""
     import os
 
@@ -50,8 +59,11 @@ def save_checkpoint(path: str | Path, model, arch: str, arch_kwargs: dict[str, A
     net = getattr(model, "module", model)  # unwrap DistributedDataParallel
     state = {k: v.detach().to("cpu") for k, v in net.state_dict().items()}
     payload: dict[str, Any] = {
-        "arch": arch, "arch_kwargs": dict(arch_kwargs), "state_dict": state,
-        "config": config.to_dict(), "meta": dict(meta),
+        "arch": arch,
+        "arch_kwargs": dict(arch_kwargs),
+        "state_dict": state,
+        "config": config.to_dict(),
+        "meta": dict(meta),
     }
     if extra:
         payload.update(extra)
@@ -64,13 +76,15 @@ def save_checkpoint(path: str | Path, model, arch: str, arch_kwargs: dict[str, A
 
 
 def load_checkpoint(path: str | Path, map_location: str = "cpu"):
-    """``(model in eval mode, ModelConfig, meta)`` from a checkpoint written by ``recon3d train``."""
+    """Load ``(model in eval mode, ModelConfig, meta)`` from a ``recon3d train`` checkpoint."""
     import torch
 
     path = Path(path)
     if not path.is_file():
-        raise ModelLoadError(f"model checkpoint {path} does not exist; train one with `recon3d train` "
-                             f"or use the packaged default ({DEFAULT_WEIGHTS.name})")
+        raise ModelLoadError(
+            f"model checkpoint {path} does not exist; train one with `recon3d train` "
+            f"or use the packaged default ({DEFAULT_WEIGHTS.name})"
+        )
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:  # torch raises many types for a corrupt or foreign file
@@ -84,7 +98,9 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu"):
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
-        raise ModelLoadError(f"weights in {path} do not fit architecture {ckpt['arch']!r}: {exc}") from exc
+        raise ModelLoadError(
+            f"weights in {path} do not fit architecture {ckpt['arch']!r}: {exc}"
+        ) from exc
     model.eval()
     config = ModelConfig.from_dict(ckpt["config"])
     return model, config, dict(ckpt.get("meta", {}))

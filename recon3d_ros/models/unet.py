@@ -22,7 +22,9 @@ def _c(channels: int, width: float) -> int:
 
 
 class ConvBNAct(nn.Sequential):
-    def __init__(self, cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True) -> None:
+    def __init__(
+        self, cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True
+    ) -> None:
         layers: list[nn.Module] = [
             nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
             nn.BatchNorm2d(cout),
@@ -79,13 +81,21 @@ class UNetSmall(nn.Module):
         c0, c1, c2, c3, c4 = (_c(c, width) for c in (16, 24, 40, 64, 96))
         self.log_min, self.log_max = float(log_min), float(log_max)
         self.stem = ConvBNAct(3, c0, 3, 2)  # 1/2
-        self.enc1 = nn.Sequential(InvertedResidual(c0, c1, 2, 3), InvertedResidual(c1, c1, 1, 3))  # 1/4
-        self.enc2 = nn.Sequential(InvertedResidual(c1, c2, 2, 3), InvertedResidual(c2, c2, 1, 3))  # 1/8
+        self.enc1 = nn.Sequential(
+            InvertedResidual(c0, c1, 2, 3), InvertedResidual(c1, c1, 1, 3)
+        )  # 1/4
+        self.enc2 = nn.Sequential(
+            InvertedResidual(c1, c2, 2, 3), InvertedResidual(c2, c2, 1, 3)
+        )  # 1/8
         self.enc3 = nn.Sequential(
-            InvertedResidual(c2, c3, 2, 4), InvertedResidual(c3, c3, 1, 4), InvertedResidual(c3, c3, 1, 4)
+            InvertedResidual(c2, c3, 2, 4),
+            InvertedResidual(c3, c3, 1, 4),
+            InvertedResidual(c3, c3, 1, 4),
         )  # 1/16
         self.enc4 = nn.Sequential(
-            InvertedResidual(c3, c4, 2, 4), InvertedResidual(c4, c4, 1, 4), InvertedResidual(c4, c4, 1, 4)
+            InvertedResidual(c3, c4, 2, 4),
+            InvertedResidual(c4, c4, 1, 4),
+            InvertedResidual(c4, c4, 1, 4),
         )  # 1/32
         # Global context: the mean feature of the whole image, broadcast back (scene scale).
         self.context = nn.Sequential(nn.Conv2d(c4, c4, 1), nn.ReLU(inplace=True))

@@ -71,9 +71,11 @@ def yaw_matrix(yaw: float) -> F:
 
 
 def _sphere_candidates(o: F, d: F, center: F, radius: float) -> npt.NDArray[np.intp]:
-    """Indices of rays that can hit a sphere (a conservative pre-test for other shapes)."""
+    """Return the rays that can hit a sphere (a conservative pre-test for other shapes)."""
     a = np.einsum("ij,ij->i", d, d)
-    if o.shape[0] > 0 and o.strides[0] == 0:  # one shared origin (primary rays): a mat-vec instead of row dots
+    if (
+        o.shape[0] > 0 and o.strides[0] == 0
+    ):  # one shared origin (primary rays): a mat-vec instead of row dots
         oc0 = o[0] - center
         b = d @ oc0
         c = float(oc0 @ oc0) - radius * radius
@@ -122,7 +124,9 @@ class Box:
         t = np.full(n, np.inf)
         normals = np.zeros((n, 3))
         # Cull with the bounding sphere first: most boxes cover a small part of the image.
-        cand = _sphere_candidates(o, d, np.asarray(self.center, dtype=np.float64), float(np.linalg.norm(self.half)))
+        cand = _sphere_candidates(
+            o, d, np.asarray(self.center, dtype=np.float64), float(np.linalg.norm(self.half))
+        )
         if cand.size == 0:
             return t, normals
         lo_, d_, rot = self._local(o[cand], d[cand])
@@ -217,7 +221,9 @@ class Cylinder:
         with np.errstate(divide="ignore", invalid="ignore"):
             t_side = (-b - sq) / a
         y_side = o[:, 1] + t_side * d[:, 1]
-        side_ok = (a > 1e-12) & (disc >= 0) & (t_side > EPS) & (y_side >= self.y0) & (y_side <= self.y1)
+        side_ok = (
+            (a > 1e-12) & (disc >= 0) & (t_side > EPS) & (y_side >= self.y0) & (y_side <= self.y1)
+        )
         t_side = np.where(side_ok, t_side, np.inf)
         t_cap = np.full(o.shape[0], np.inf)
         cap_n = np.zeros(o.shape[0])
@@ -233,7 +239,9 @@ class Cylinder:
         use_cap = t_cap < t_side
         t = np.where(use_cap, t_cap, t_side)
         ts = np.where(np.isfinite(t_side), t_side, 0.0)
-        side_n = np.stack([(ox + ts * dx) / self.radius, np.zeros_like(ox), (oz + ts * dz) / self.radius], 1)
+        side_n = np.stack(
+            [(ox + ts * dx) / self.radius, np.zeros_like(ox), (oz + ts * dz) / self.radius], 1
+        )
         cap_vec = np.stack([np.zeros_like(cap_n), cap_n, np.zeros_like(cap_n)], 1)
         normals = np.where(use_cap[:, None], cap_vec, side_n)
         return t, normals
@@ -267,7 +275,7 @@ def cast_rays(primitives: list, o: F, d: F) -> Hits:
 
 
 def occluded(primitives: list, points: F, to_light: F, max_t: F) -> npt.NDArray[np.bool_]:
-    """True where a segment ``points -> points + to_light * max_t`` hits any primitive."""
+    """Flag segments ``points -> points + to_light * max_t`` that hit any primitive."""
     start = points + to_light * 1e-3
     blocked = np.zeros(points.shape[0], dtype=bool)
     for prim in primitives:

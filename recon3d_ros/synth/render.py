@@ -36,10 +36,16 @@ class SynthFrame:
     seed: int = 0
 
 
-def camera_rays(camera: PinholeCamera, pose: CameraPose) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """World-space origins and unnormalised directions (optical z = 1) for every pixel, row-major."""
-    u, v = np.meshgrid(np.arange(camera.width, dtype=np.float64), np.arange(camera.height, dtype=np.float64))
-    d_cam = np.stack([(u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy, np.ones_like(u)], -1).reshape(-1, 3)
+def camera_rays(
+    camera: PinholeCamera, pose: CameraPose
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """World-space origins and unnormalised directions (optical z = 1) per pixel, row-major."""
+    u, v = np.meshgrid(
+        np.arange(camera.width, dtype=np.float64), np.arange(camera.height, dtype=np.float64)
+    )
+    d_cam = np.stack(
+        [(u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy, np.ones_like(u)], -1
+    ).reshape(-1, 3)
     d = d_cam @ np.asarray(pose.rotation, dtype=np.float64).T
     o = np.broadcast_to(np.asarray(pose.position, dtype=np.float64), d.shape)
     return o, d  # o is a broadcast view: primitives use that to share work across rays
@@ -79,13 +85,20 @@ def _sky(d: npt.NDArray[np.float64], rng: np.random.Generator) -> npt.NDArray[np
     zenith = np.array([0.25, 0.45, 0.85]) * (0.7 + 0.5 * rng.random())
     t = np.sqrt(np.clip(up, 0, 1))[:, None]
     sky = horizon * (1 - t) + zenith * t
-    cloud = np.clip(fbm(dn[:, 0] / (up + 0.15) * 3, dn[:, 2] / (up + 0.15) * 3, 3) * 2.0 * rng.random() + 0.1, 0, 1)
+    cloud = np.clip(
+        fbm(dn[:, 0] / (up + 0.15) * 3, dn[:, 2] / (up + 0.15) * 3, 3) * 2.0 * rng.random() + 0.1,
+        0,
+        1,
+    )
     return sky * (1 - cloud[:, None]) + cloud[:, None] * 0.95 * 1.2
 
 
 def render_scene(
-    scene: Scene, camera: PinholeCamera, pose: CameraPose | None = None,
-    rng: np.random.Generator | None = None, effects: bool = True,
+    scene: Scene,
+    camera: PinholeCamera,
+    pose: CameraPose | None = None,
+    rng: np.random.Generator | None = None,
+    effects: bool = True,
 ) -> SynthFrame:
     """Ray cast ``scene`` from ``pose`` (default: the scene's) through ``camera``."""
     pose = pose if pose is not None else scene.pose
@@ -109,7 +122,9 @@ def render_scene(
         sub_hits = type(hits)(t, hits.index[idx], normals)
         albedo, emissive = _albedo(scene, sub_hits, points)
         amb = np.asarray(scene.ambient_color) * scene.ambient
-        light = amb[None] * (0.65 + 0.35 * normals[:, 1:2])  # hemisphere: floors lit more than ceilings
+        light = amb[None] * (
+            0.65 + 0.35 * normals[:, 1:2]
+        )  # hemisphere: floors lit more than ceilings
         blockers = [p for p in scene.primitives if not isinstance(p, RoomShell)]
         for k, lamp in enumerate(scene.lights):
             to_l = np.asarray(lamp.position)[None] - points
@@ -129,13 +144,17 @@ def render_scene(
                 if scene.sky:
                     sun_blockers = [p for p in scene.primitives if not hasattr(p, "normal")]
                 else:
-                    # Indoors the sun only enters through windows: patches of light stand in for them.
+                    # Indoors the sun only enters through windows: light patches stand in for them.
                     sun_blockers = blockers
                     pl = points[lit] - sd[None] * (points[lit, 1:2] / max(sd[1], 0.2))
                     lam[np.nonzero(lit)[0][fbm(pl[:, 0] * 0.8, pl[:, 2] * 0.8, 2) < 0.12]] = 0.0
                     lit = lam > 0
-                shadow = occluded(sun_blockers, points[lit], np.broadcast_to(sd, (int(lit.sum()), 3)).copy(),
-                                  np.full(int(lit.sum()), 1e4))
+                shadow = occluded(
+                    sun_blockers,
+                    points[lit],
+                    np.broadcast_to(sd, (int(lit.sum()), 3)).copy(),
+                    np.full(int(lit.sum()), 1e4),
+                )
                 lam[np.nonzero(lit)[0][shadow]] = 0.0
             light += (scene.sun.intensity * lam)[:, None] * np.asarray(scene.sun.color)[None]
         color[idx] = albedo * light + albedo * emissive[:, None]
@@ -150,7 +169,9 @@ def _tonemap(img: npt.NDArray[np.float64], exposure: float) -> npt.NDArray[np.ui
     return (np.clip(x, 0, 1) ** (1 / 2.2) * 255 + 0.5).astype(np.uint8)
 
 
-def _camera_effects(img: npt.NDArray[np.float64], rng: np.random.Generator) -> npt.NDArray[np.uint8]:
+def _camera_effects(
+    img: npt.NDArray[np.float64], rng: np.random.Generator
+) -> npt.NDArray[np.uint8]:
     import cv2
 
     h, w = img.shape[:2]
@@ -169,7 +190,9 @@ def _camera_effects(img: npt.NDArray[np.float64], rng: np.random.Generator) -> n
     out += rng.normal(0, 0.5 + 3.5 * rng.random(), size=out.shape).astype(np.float32)
     rgb = np.clip(out + 0.5, 0, 255).astype(np.uint8)
     if rng.random() < 0.5:
-        ok, buf = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(50, 95))])
+        ok, buf = cv2.imencode(
+            ".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(50, 95))]
+        )
         if ok:
             rgb = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
     return np.ascontiguousarray(rgb)
@@ -184,7 +207,7 @@ def render_frame(
     effects: bool = True,
     jitter_principal: bool = True,
 ) -> SynthFrame:
-    """A random scene and camera, fully determined by ``seed``.
+    """Render a random scene and camera, fully determined by ``seed``.
 
     ``hfov_deg`` defaults to a draw from :data:`HFOV_RANGE_DEG`; the principal point is jittered
     a little off centre so the network does not rely on it.
@@ -198,6 +221,8 @@ def render_frame(
     jx, jy = rng.normal(0, 0.02, size=2)  # drawn even when unused, so seeds give the same scene
     if not jitter_principal:
         jx = jy = 0.0
-    camera = PinholeCamera(width, height, base.fx, base.fy, base.cx + jx * width, base.cy + jy * height)
+    camera = PinholeCamera(
+        width, height, base.fx, base.fy, base.cx + jx * width, base.cy + jy * height
+    )
     frame = render_scene(scene, camera, rng=rng, effects=effects)
     return SynthFrame(frame.rgb, frame.depth, camera, scene.kind, seed)

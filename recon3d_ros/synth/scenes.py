@@ -17,7 +17,15 @@ import numpy.typing as npt
 from recon3d_ros.errors import ConfigError
 from recon3d_ros.synth.geometry import Box, Cylinder, Material, Plane, RoomShell, Sphere
 
-__all__ = ["PointLight", "Sun", "Scene", "CameraPose", "SCENE_KINDS", "sample_scene", "look_rotation"]
+__all__ = [
+    "PointLight",
+    "Sun",
+    "Scene",
+    "CameraPose",
+    "SCENE_KINDS",
+    "sample_scene",
+    "look_rotation",
+]
 
 SCENE_KINDS = ("room", "corridor", "street", "yard")
 _KIND_WEIGHTS = (0.55, 0.12, 0.23, 0.10)
@@ -40,7 +48,7 @@ class Sun:
 
 @dataclass(frozen=True)
 class CameraPose:
-    """Camera centre in the world and the optical-to-world rotation (columns: x right, y down, z fwd)."""
+    """Camera centre in the world and optical-to-world rotation (x right, y down, z forward)."""
 
     position: tuple[float, float, float]
     rotation: npt.NDArray[np.float64]
@@ -59,8 +67,11 @@ class Scene:
 
 
 def look_rotation(yaw: float, pitch: float, roll: float = 0.0) -> npt.NDArray[np.float64]:
-    """Optical-to-world rotation for a camera with heading ``yaw`` (about +y, 0 looks along +z),
-    ``pitch`` (positive looks up) and ``roll`` (about the optical axis), all radians."""
+    """Return the optical-to-world rotation of a camera.
+
+    ``yaw`` is the heading (about +y, 0 looks along +z), ``pitch`` positive looks up, ``roll`` is
+    about the optical axis; all in radians.
+    """
     base = np.diag([1.0, -1.0, 1.0])  # optical y points down, world y up
     cy, sy = math.cos(yaw), math.sin(yaw)
     cp, sp = math.cos(-pitch), math.sin(-pitch)
@@ -74,48 +85,83 @@ def look_rotation(yaw: float, pitch: float, roll: float = 0.0) -> npt.NDArray[np
 # ---------------------------------------------------------------------------- materials
 def _hsv(h: float, s: float, v: float) -> tuple[float, float, float]:
     r, g, b = colorsys.hsv_to_rgb(h % 1.0, min(max(s, 0), 1), min(max(v, 0), 1))
-    return (r ** 2.2, g ** 2.2, b ** 2.2)  # sRGB-ish to linear
+    return (r**2.2, g**2.2, b**2.2)  # sRGB-ish to linear
 
 
 def _mat(rng: np.random.Generator, family: str) -> Material:
     seed = int(rng.integers(0, 1 << 30))
     u = rng.random
     if family == "wall":
-        pattern = rng.choice(["plaster", "plain", "plaster", "stripes", "brick", "tiles", "fabric"],
-                             p=[0.35, 0.25, 0.1, 0.1, 0.07, 0.06, 0.07])
+        pattern = rng.choice(
+            ["plaster", "plain", "plaster", "stripes", "brick", "tiles", "fabric"],
+            p=[0.35, 0.25, 0.1, 0.1, 0.07, 0.06, 0.07],
+        )
         h = u()
         c = _hsv(h, 0.05 + 0.35 * u() ** 2, 0.6 + 0.38 * u())
         c2 = _hsv(h + 0.1 * (u() - 0.5), 0.1 + 0.3 * u(), 0.4 + 0.5 * u())
         if pattern == "brick":
             c = _hsv(0.02 + 0.05 * u(), 0.4 + 0.3 * u(), 0.35 + 0.35 * u())
             c2 = _hsv(0.1, 0.1, 0.6 + 0.2 * u())
-        return Material(c, c2, str(pattern), 0.15 + 0.6 * u() if pattern != "brick" else 0.6, 0.5 + u(), seed=seed)
+        return Material(
+            c,
+            c2,
+            str(pattern),
+            0.15 + 0.6 * u() if pattern != "brick" else 0.6,
+            0.5 + u(),
+            seed=seed,
+        )
     if family == "floor":
-        pattern = rng.choice(["wood", "tiles", "carpet", "plain", "checker"], p=[0.4, 0.25, 0.2, 0.1, 0.05])
+        pattern = rng.choice(
+            ["wood", "tiles", "carpet", "plain", "checker"], p=[0.4, 0.25, 0.2, 0.1, 0.05]
+        )
         if pattern == "wood":
             c = _hsv(0.05 + 0.06 * u(), 0.4 + 0.4 * u(), 0.25 + 0.5 * u())
             c2 = tuple(v * (0.5 + 0.3 * u()) for v in c)
             return Material(c, c2, "wood", 0.12 + 0.15 * u(), 0.5, seed=seed)
         if pattern == "carpet":
             c = _hsv(u(), 0.1 + 0.5 * u(), 0.2 + 0.5 * u())
-            return Material(c, _hsv(u(), 0.3 * u(), 0.2 + 0.5 * u()), "carpet", 0.5 + u(), 0.5 + u(), seed=seed)
+            return Material(
+                c, _hsv(u(), 0.3 * u(), 0.2 + 0.5 * u()), "carpet", 0.5 + u(), 0.5 + u(), seed=seed
+            )
         h = u()
-        return Material(_hsv(h, 0.3 * u(), 0.4 + 0.55 * u()), _hsv(h, 0.2 * u(), 0.2 + 0.6 * u()),
-                        str(pattern), 0.2 + 0.5 * u(), 0.6, seed=seed)
+        return Material(
+            _hsv(h, 0.3 * u(), 0.4 + 0.55 * u()),
+            _hsv(h, 0.2 * u(), 0.2 + 0.6 * u()),
+            str(pattern),
+            0.2 + 0.5 * u(),
+            0.6,
+            seed=seed,
+        )
     if family == "ceiling":
         v = 0.75 + 0.23 * u()
-        return Material(_hsv(0.1, 0.05 * u(), v), _hsv(0.1, 0.05, v * 0.9), "plaster", 0.5, 0.3, seed=seed)
+        return Material(
+            _hsv(0.1, 0.05 * u(), v), _hsv(0.1, 0.05, v * 0.9), "plaster", 0.5, 0.3, seed=seed
+        )
     if family == "wood":
         c = _hsv(0.04 + 0.07 * u(), 0.35 + 0.45 * u(), 0.15 + 0.55 * u())
-        return Material(c, tuple(v * (0.4 + 0.4 * u()) for v in c), "wood", 0.05 + 0.2 * u(), 0.5, seed=seed)
+        return Material(
+            c, tuple(v * (0.4 + 0.4 * u()) for v in c), "wood", 0.05 + 0.2 * u(), 0.5, seed=seed
+        )
     if family == "fabric":
         c = _hsv(u(), 0.1 + 0.7 * u(), 0.15 + 0.7 * u())
         pattern = rng.choice(["fabric", "stripes", "plain", "checker"], p=[0.6, 0.15, 0.15, 0.1])
-        return Material(c, _hsv(u(), 0.5 * u(), 0.2 + 0.7 * u()), str(pattern), 0.05 + 0.3 * u(), 0.8, seed=seed)
+        return Material(
+            c,
+            _hsv(u(), 0.5 * u(), 0.2 + 0.7 * u()),
+            str(pattern),
+            0.05 + 0.3 * u(),
+            0.8,
+            seed=seed,
+        )
     if family == "object":
-        kind = rng.choice(["plain", "wood", "stripes", "checker", "fabric", "tiles"], p=[0.45, 0.2, 0.1, 0.08, 0.12, 0.05])
+        kind = rng.choice(
+            ["plain", "wood", "stripes", "checker", "fabric", "tiles"],
+            p=[0.45, 0.2, 0.1, 0.08, 0.12, 0.05],
+        )
         c = _hsv(u(), 0.8 * u(), 0.1 + 0.85 * u())
-        return Material(c, _hsv(u(), 0.8 * u(), 0.1 + 0.85 * u()), str(kind), 0.03 + 0.3 * u(), u(), seed=seed)
+        return Material(
+            c, _hsv(u(), 0.8 * u(), 0.1 + 0.85 * u()), str(kind), 0.03 + 0.3 * u(), u(), seed=seed
+        )
     if family == "metal":
         v = 0.2 + 0.6 * u()
         return Material(_hsv(0.6, 0.05, v), _hsv(0.6, 0.05, v * 0.7), "plain", 0.3, 0.2, seed=seed)
@@ -126,31 +172,72 @@ def _mat(rng: np.random.Generator, family: str) -> Material:
         scale = 2.0 + 2.0 * u() if pattern == "facade" else 0.5 + 0.3 * u()
         return Material(c, win, str(pattern), scale, 0.6, seed=seed)
     if family == "road":
-        return Material(_hsv(0.6, 0.05, 0.25 + 0.25 * u()), _hsv(0.1, 0.05, 0.85), "asphalt", 0.5 + u(), 0.5, seed=seed)
+        return Material(
+            _hsv(0.6, 0.05, 0.25 + 0.25 * u()),
+            _hsv(0.1, 0.05, 0.85),
+            "asphalt",
+            0.5 + u(),
+            0.5,
+            seed=seed,
+        )
     if family == "ground":
         pattern = rng.choice(["grass", "asphalt", "tiles", "plaster"], p=[0.45, 0.25, 0.15, 0.15])
         if pattern == "grass":
-            return Material(_hsv(0.22 + 0.08 * u(), 0.5 + 0.3 * u(), 0.25 + 0.3 * u()),
-                            _hsv(0.15 + 0.1 * u(), 0.5, 0.2 + 0.3 * u()), "grass", 0.3 + 0.5 * u(), 0.7, seed=seed)
-        return Material(_hsv(0.08, 0.1 * u(), 0.35 + 0.4 * u()), _hsv(0.08, 0.1, 0.3 + 0.3 * u()),
-                        str(pattern), 0.3 + 0.7 * u(), 0.6, seed=seed)
+            return Material(
+                _hsv(0.22 + 0.08 * u(), 0.5 + 0.3 * u(), 0.25 + 0.3 * u()),
+                _hsv(0.15 + 0.1 * u(), 0.5, 0.2 + 0.3 * u()),
+                "grass",
+                0.3 + 0.5 * u(),
+                0.7,
+                seed=seed,
+            )
+        return Material(
+            _hsv(0.08, 0.1 * u(), 0.35 + 0.4 * u()),
+            _hsv(0.08, 0.1, 0.3 + 0.3 * u()),
+            str(pattern),
+            0.3 + 0.7 * u(),
+            0.6,
+            seed=seed,
+        )
     if family == "car":
         c = _hsv(u(), 0.8 * u() ** 0.5 if u() < 0.6 else 0.05, 0.1 + 0.8 * u())
         return Material(c, c, "plain", 1.0, 0.1, seed=seed)
     if family == "leaves":
-        return Material(_hsv(0.2 + 0.12 * u(), 0.5 + 0.4 * u(), 0.15 + 0.3 * u()),
-                        _hsv(0.18, 0.6, 0.1 + 0.2 * u()), "leaves", 0.2 + 0.3 * u(), 0.8, seed=seed)
+        return Material(
+            _hsv(0.2 + 0.12 * u(), 0.5 + 0.4 * u(), 0.15 + 0.3 * u()),
+            _hsv(0.18, 0.6, 0.1 + 0.2 * u()),
+            "leaves",
+            0.2 + 0.3 * u(),
+            0.8,
+            seed=seed,
+        )
     raise ConfigError(f"unknown material family {family!r}")
 
 
 def _window_mat(rng: np.random.Generator) -> Material:
     v = 0.7 + 0.3 * rng.random()
-    return Material(_hsv(0.58, 0.15 * rng.random(), v), _hsv(0.3, 0.3, v * 0.6), "plaster", 1.0, 0.6,
-                    emissive=1.0 + 2.0 * rng.random(), seed=int(rng.integers(1 << 30)))
+    return Material(
+        _hsv(0.58, 0.15 * rng.random(), v),
+        _hsv(0.3, 0.3, v * 0.6),
+        "plaster",
+        1.0,
+        0.6,
+        emissive=1.0 + 2.0 * rng.random(),
+        seed=int(rng.integers(1 << 30)),
+    )
 
 
 # ---------------------------------------------------------------------------- furniture
-def _legs(cx: float, cz: float, hx: float, hz: float, height: float, yaw: float, thick: float, mat: Material) -> list:
+def _legs(
+    cx: float,
+    cz: float,
+    hx: float,
+    hz: float,
+    height: float,
+    yaw: float,
+    thick: float,
+    mat: Material,
+) -> list:
     c, s = math.cos(yaw), math.sin(yaw)
     out = []
     for sx in (-1, 1):
@@ -165,7 +252,9 @@ def _table(rng, x, z, yaw, mat) -> list:
     hx, hz = 0.35 + 0.6 * rng.random(), 0.3 + 0.25 * rng.random()
     h = 0.42 + 0.35 * rng.random() if rng.random() < 0.3 else 0.72 + 0.06 * rng.random()
     top = 0.015 + 0.03 * rng.random()
-    return [Box((x, h - top, z), (hx, top, hz), yaw, mat)] + _legs(x, z, hx, hz, h - 2 * top, yaw, 0.025, mat)
+    return [Box((x, h - top, z), (hx, top, hz), yaw, mat)] + _legs(
+        x, z, hx, hz, h - 2 * top, yaw, 0.025, mat
+    )
 
 
 def _chair(rng, x, z, yaw, mat) -> list:
@@ -185,7 +274,9 @@ def _cabinet(rng, x, z, yaw, mat) -> list:
     hx, hz = 0.3 + 0.5 * rng.random(), 0.18 + 0.15 * rng.random()
     out = [Box((x, h / 2, z), (hx, h / 2, hz), yaw, mat)]
     if rng.random() < 0.5:  # a thing on top
-        out.append(Box((x, h + 0.1, z), (0.1 + 0.1 * rng.random(), 0.1, 0.1), yaw, _mat(rng, "object")))
+        out.append(
+            Box((x, h + 0.1, z), (0.1 + 0.1 * rng.random(), 0.1, 0.1), yaw, _mat(rng, "object"))
+        )
     return out
 
 
@@ -205,7 +296,11 @@ def _clutter(rng, x, z, base_y: float) -> list:
     k = rng.random()
     mat = _mat(rng, "object")
     if k < 0.45:
-        hx, hy, hz = 0.05 + 0.25 * rng.random(), 0.05 + 0.25 * rng.random(), 0.05 + 0.25 * rng.random()
+        hx, hy, hz = (
+            0.05 + 0.25 * rng.random(),
+            0.05 + 0.25 * rng.random(),
+            0.05 + 0.25 * rng.random(),
+        )
         return [Box((x, base_y + hy, z), (hx, hy, hz), float(rng.random() * math.pi), mat)]
     if k < 0.7:
         r = 0.04 + 0.25 * rng.random()
@@ -217,18 +312,34 @@ def _clutter(rng, x, z, base_y: float) -> list:
 def _lamp(rng, x, z) -> list:
     h = 1.2 + 0.6 * rng.random()
     metal = _mat(rng, "metal")
-    shade = Material(_hsv(0.1, 0.2 * rng.random(), 0.85), _hsv(0.1, 0.2, 0.8), "fabric", 0.1, 0.3,
-                     emissive=0.5 * rng.random(), seed=int(rng.integers(1 << 30)))
+    shade = Material(
+        _hsv(0.1, 0.2 * rng.random(), 0.85),
+        _hsv(0.1, 0.2, 0.8),
+        "fabric",
+        0.1,
+        0.3,
+        emissive=0.5 * rng.random(),
+        seed=int(rng.integers(1 << 30)),
+    )
     r = 0.12 + 0.12 * rng.random()
-    return [Cylinder((x, z), 0.015, 0.0, h, metal), Cylinder((x, z), 0.12, 0.0, 0.03, metal),
-            Cylinder((x, z), r, h, h + 0.25 + 0.1 * rng.random(), shade)]
+    return [
+        Cylinder((x, z), 0.015, 0.0, h, metal),
+        Cylinder((x, z), 0.12, 0.0, 0.03, metal),
+        Cylinder((x, z), r, h, h + 0.25 + 0.1 * rng.random(), shade),
+    ]
 
 
 def _plant(rng, x, z) -> list:
     pot_h = 0.2 + 0.3 * rng.random()
     r = 0.12 + 0.12 * rng.random()
-    return [Cylinder((x, z), r, 0.0, pot_h, _mat(rng, "object")),
-            Sphere((x, pot_h + 0.25 + 0.2 * rng.random(), z), 0.2 + 0.25 * rng.random(), _mat(rng, "leaves"))]
+    return [
+        Cylinder((x, z), r, 0.0, pot_h, _mat(rng, "object")),
+        Sphere(
+            (x, pot_h + 0.25 + 0.2 * rng.random(), z),
+            0.2 + 0.25 * rng.random(),
+            _mat(rng, "leaves"),
+        ),
+    ]
 
 
 def _wall_items(rng, lo, hi) -> list:
@@ -249,8 +360,18 @@ def _wall_items(rng, lo, hi) -> list:
         if k < 0.4:  # picture / poster / tv
             w, h = 0.2 + 0.6 * rng.random(), 0.2 + 0.5 * rng.random()
             yc = 1.1 + 0.7 * rng.random()
-            mat = _mat(rng, "object") if rng.random() < 0.7 else Material(
-                (0.02, 0.02, 0.02), (0.05, 0.05, 0.05), "plain", 1, 0.1, seed=int(rng.integers(1 << 30)))
+            mat = (
+                _mat(rng, "object")
+                if rng.random() < 0.7
+                else Material(
+                    (0.02, 0.02, 0.02),
+                    (0.05, 0.05, 0.05),
+                    "plain",
+                    1,
+                    0.1,
+                    seed=int(rng.integers(1 << 30)),
+                )
+            )
             thick = 0.01 + 0.04 * rng.random()
         elif k < 0.65:  # door
             w, h = 0.42 + 0.05 * rng.random(), 1.0 + 0.05 * rng.random()
@@ -306,15 +427,24 @@ def _room(rng: np.random.Generator, corridor: bool) -> Scene:
     scene = Scene("corridor" if corridor else "room", [shell])
     cam_h = min(_camera_height(rng, True), height - 0.3)
     margin = 0.35
-    cam = np.array([
-        lo[0] + margin + (sx - 2 * margin) * rng.random(), cam_h,
-        lo[2] + margin + (sz - 2 * margin) * rng.random(),
-    ])
+    cam = np.array(
+        [
+            lo[0] + margin + (sx - 2 * margin) * rng.random(),
+            cam_h,
+            lo[2] + margin + (sz - 2 * margin) * rng.random(),
+        ]
+    )
     if corridor:
         along_x = sx > sz
-        cam[0 if along_x else 2] = (lo if rng.random() < 0.5 else hi)[0 if along_x else 2] * (0.6 + 0.3 * rng.random())
+        cam[0 if along_x else 2] = (lo if rng.random() < 0.5 else hi)[0 if along_x else 2] * (
+            0.6 + 0.3 * rng.random()
+        )
         to_center = -np.sign(cam[0 if along_x else 2]) or 1.0
-        base_yaw = (math.pi / 2 if along_x else 0.0) if to_center > 0 else (-math.pi / 2 if along_x else math.pi)
+        base_yaw = (
+            (math.pi / 2 if along_x else 0.0)
+            if to_center > 0
+            else (-math.pi / 2 if along_x else math.pi)
+        )
         yaw = base_yaw + rng.normal(0, 0.25)
     else:
         # Face into the room (give or take 70 degrees): photos rarely stare at a bare wall.
@@ -339,7 +469,9 @@ def _room(rng: np.random.Generator, corridor: bool) -> Scene:
             for _ in range(int(rng.integers(0, 5))):  # chairs around it
                 ang = rng.random() * 2 * math.pi
                 d = 0.5 + 0.5 * rng.random()
-                group += _chair(rng, x + d * math.cos(ang), z + d * math.sin(ang), -ang + math.pi / 2, wood)
+                group += _chair(
+                    rng, x + d * math.cos(ang), z + d * math.sin(ang), -ang + math.pi / 2, wood
+                )
         elif k < 0.35:
             group = _chair(rng, x, z, yaw_o, wood if rng.random() < 0.6 else _mat(rng, "object"))
         elif k < 0.55:
@@ -368,12 +500,21 @@ def _room(rng: np.random.Generator, corridor: bool) -> Scene:
     for _ in range(int(rng.integers(1, 4))):
         lp = (lo[0] + sx * rng.random(), height - 0.15, lo[2] + sz * rng.random())
         warm = rng.random()
-        scene.lights.append(PointLight(lp, 0.8 + 3.0 * rng.random() * (height / 2.5) ** 2,
-                                       (1.0, 0.9 + 0.1 * warm, 0.75 + 0.25 * warm), shadows=True))
+        scene.lights.append(
+            PointLight(
+                lp,
+                0.8 + 3.0 * rng.random() * (height / 2.5) ** 2,
+                (1.0, 0.9 + 0.1 * warm, 0.75 + 0.25 * warm),
+                shadows=True,
+            )
+        )
     if rng.random() < 0.4:  # daylight through a window
         el = 0.3 + 0.5 * rng.random()
         az = rng.random() * 2 * math.pi
-        scene.sun = Sun((math.cos(el) * math.cos(az), math.sin(el), math.cos(el) * math.sin(az)), 0.3 + 0.6 * rng.random())
+        scene.sun = Sun(
+            (math.cos(el) * math.cos(az), math.sin(el), math.cos(el) * math.sin(az)),
+            0.3 + 0.6 * rng.random(),
+        )
     scene.ambient = 0.12 + 0.35 * rng.random()
     return scene
 
@@ -385,13 +526,18 @@ def _contains(prim, point: npt.NDArray[np.float64], margin: float) -> bool:
         return float(np.linalg.norm(point - np.asarray(prim.center))) < prim.radius + margin
     if isinstance(prim, Cylinder):
         dx, dz = point[0] - prim.center_xz[0], point[2] - prim.center_xz[1]
-        return math.hypot(dx, dz) < prim.radius + margin and prim.y0 - margin < point[1] < prim.y1 + margin
+        return (
+            math.hypot(dx, dz) < prim.radius + margin
+            and prim.y0 - margin < point[1] < prim.y1 + margin
+        )
     return False
 
 
 def _car(rng, x, z, yaw) -> list:
     body = _mat(rng, "car")
-    glass = Material((0.03, 0.04, 0.05), (0.05, 0.05, 0.06), "plain", 1.0, 0.2, seed=int(rng.integers(1 << 30)))
+    glass = Material(
+        (0.03, 0.04, 0.05), (0.05, 0.05, 0.06), "plain", 1.0, 0.2, seed=int(rng.integers(1 << 30))
+    )
     tyre = Material((0.02, 0.02, 0.02), (0.03, 0.03, 0.03), "plain", 1.0, 0.1, seed=1)
     length, width = 1.9 + 0.5 * rng.random(), 0.82 + 0.12 * rng.random()
     c, s = math.cos(yaw), math.sin(yaw)
@@ -399,20 +545,42 @@ def _car(rng, x, z, yaw) -> list:
     return [
         Box((x, 0.28, z), (width * 0.92, 0.2, length * 0.9), yaw, tyre),
         Box((x, 0.72, z), (width, 0.28, length), yaw, body),
-        Box((x + s * cab_off, 1.18, z + c * cab_off), (width * 0.88, 0.2, length * 0.5), yaw, glass),
-        Box((x + s * cab_off, 1.41, z + c * cab_off), (width * 0.86, 0.03, length * 0.45), yaw, body),
+        Box(
+            (x + s * cab_off, 1.18, z + c * cab_off), (width * 0.88, 0.2, length * 0.5), yaw, glass
+        ),
+        Box(
+            (x + s * cab_off, 1.41, z + c * cab_off),
+            (width * 0.86, 0.03, length * 0.45),
+            yaw,
+            body,
+        ),
     ]
 
 
 def _tree(rng, x, z) -> list:
     trunk_h = 1.5 + 3.0 * rng.random()
-    bark = Material(_hsv(0.07, 0.4, 0.15 + 0.15 * rng.random()), _hsv(0.07, 0.3, 0.1), "wood", 0.1, 0.5,
-                    seed=int(rng.integers(1 << 30)))
+    bark = Material(
+        _hsv(0.07, 0.4, 0.15 + 0.15 * rng.random()),
+        _hsv(0.07, 0.3, 0.1),
+        "wood",
+        0.1,
+        0.5,
+        seed=int(rng.integers(1 << 30)),
+    )
     r = 1.0 + 2.5 * rng.random()
     out = [Cylinder((x, z), 0.1 + 0.2 * rng.random(), 0.0, trunk_h + r * 0.5, bark)]
     for _ in range(int(rng.integers(1, 4))):
-        out.append(Sphere((x + rng.normal(0, r * 0.3), trunk_h + r * (0.6 + 0.4 * rng.random()), z + rng.normal(0, r * 0.3)),
-                          r * (0.6 + 0.4 * rng.random()), _mat(rng, "leaves")))
+        out.append(
+            Sphere(
+                (
+                    x + rng.normal(0, r * 0.3),
+                    trunk_h + r * (0.6 + 0.4 * rng.random()),
+                    z + rng.normal(0, r * 0.3),
+                ),
+                r * (0.6 + 0.4 * rng.random()),
+                _mat(rng, "leaves"),
+            )
+        )
     return out
 
 
@@ -421,13 +589,28 @@ def _street(rng: np.random.Generator) -> Scene:
     walk = 1.5 + 2.5 * rng.random()
     scene = Scene("street", [Plane((0, 1, 0), 0.0, _mat(rng, "road"))], sky=True)
     curb = 0.1 + 0.08 * rng.random()
-    walk_mat = _mat(rng, "ground") if rng.random() < 0.4 else Material(
-        _hsv(0.08, 0.05, 0.5 + 0.3 * rng.random()), _hsv(0.08, 0.05, 0.4), "tiles", 0.3 + 0.3 * rng.random(), 0.5,
-        seed=int(rng.integers(1 << 30)))
+    walk_mat = (
+        _mat(rng, "ground")
+        if rng.random() < 0.4
+        else Material(
+            _hsv(0.08, 0.05, 0.5 + 0.3 * rng.random()),
+            _hsv(0.08, 0.05, 0.4),
+            "tiles",
+            0.3 + 0.3 * rng.random(),
+            0.5,
+            seed=int(rng.integers(1 << 30)),
+        )
+    )
     length = 200.0
     for side in (-1, 1):
-        scene.primitives.append(Box((side * (road_half + walk / 2), curb / 2, length / 2 - 20),
-                                    (walk / 2, curb / 2, length / 2), 0.0, walk_mat))
+        scene.primitives.append(
+            Box(
+                (side * (road_half + walk / 2), curb / 2, length / 2 - 20),
+                (walk / 2, curb / 2, length / 2),
+                0.0,
+                walk_mat,
+            )
+        )
         z = -15.0 + 10 * rng.random()
         facade_x = road_half + walk
         while z < 160:
@@ -437,39 +620,76 @@ def _street(rng: np.random.Generator) -> Scene:
             if k < 0.7:
                 w = 5 + 15 * rng.random()
                 h = 3 + 15 * rng.random()
-                scene.primitives.append(Box((side * (facade_x + set_back + depth_b), h / 2, z + w / 2),
-                                            (depth_b, h / 2, w / 2), 0.0, _mat(rng, "facade")))
+                scene.primitives.append(
+                    Box(
+                        (side * (facade_x + set_back + depth_b), h / 2, z + w / 2),
+                        (depth_b, h / 2, w / 2),
+                        0.0,
+                        _mat(rng, "facade"),
+                    )
+                )
                 if rng.random() < 0.4:  # pitched roof hint: a narrower box on top
-                    scene.primitives.append(Box((side * (facade_x + set_back + depth_b), h + 1.0, z + w / 2),
-                                                (depth_b * 0.7, 1.0, w / 2), 0.0, _mat(rng, "facade")))
+                    scene.primitives.append(
+                        Box(
+                            (side * (facade_x + set_back + depth_b), h + 1.0, z + w / 2),
+                            (depth_b * 0.7, 1.0, w / 2),
+                            0.0,
+                            _mat(rng, "facade"),
+                        )
+                    )
             else:
                 w = 3 + 10 * rng.random()
                 if rng.random() < 0.5:  # a wall or hedge
                     hh = 0.5 + 1.5 * rng.random()
                     mat = _mat(rng, "leaves") if rng.random() < 0.5 else _mat(rng, "wall")
-                    scene.primitives.append(Box((side * (facade_x + 0.3), hh / 2, z + w / 2), (0.3, hh / 2, w / 2), 0.0, mat))
+                    scene.primitives.append(
+                        Box(
+                            (side * (facade_x + 0.3), hh / 2, z + w / 2),
+                            (0.3, hh / 2, w / 2),
+                            0.0,
+                            mat,
+                        )
+                    )
             z += w + (0 if rng.random() < 0.6 else 2 + 6 * rng.random())
         # Parked cars, trees and poles along the kerb.
         z = -5 + 5 * rng.random()
         while z < 90:
             k = rng.random()
             if k < 0.55:
-                scene.primitives += _car(rng, side * (road_half - 1.1 - 0.3 * rng.random()), z, float(rng.normal(0, 0.05)))
+                scene.primitives += _car(
+                    rng,
+                    side * (road_half - 1.1 - 0.3 * rng.random()),
+                    z,
+                    float(rng.normal(0, 0.05)),
+                )
                 z += 4.5 + 6 * rng.random()
             elif k < 0.8:
-                scene.primitives += _tree(rng, side * (road_half + 0.6 + (walk - 0.8) * rng.random()), z)
+                scene.primitives += _tree(
+                    rng, side * (road_half + 0.6 + (walk - 0.8) * rng.random()), z
+                )
                 z += 5 + 10 * rng.random()
             else:
-                scene.primitives.append(Cylinder((side * (road_half + 0.4), z), 0.05 + 0.05 * rng.random(), 0.0,
-                                                 3 + 5 * rng.random(), _mat(rng, "metal")))
+                scene.primitives.append(
+                    Cylinder(
+                        (side * (road_half + 0.4), z),
+                        0.05 + 0.05 * rng.random(),
+                        0.0,
+                        3 + 5 * rng.random(),
+                        _mat(rng, "metal"),
+                    )
+                )
                 z += 3 + 10 * rng.random()
     for _ in range(int(rng.integers(0, 4))):  # cars in the lanes ahead
         lane_x = (rng.random() - 0.5) * road_half
         scene.primitives += _car(rng, lane_x, 8 + 60 * rng.random(), float(rng.normal(0, 0.05)))
     if rng.random() < 0.5:  # street ends in a building
-        scene.primitives.append(Box((0, 10, 120 + 60 * rng.random()), (60, 10, 5), 0.0, _mat(rng, "facade")))
+        scene.primitives.append(
+            Box((0, 10, 120 + 60 * rng.random()), (60, 10, 5), 0.0, _mat(rng, "facade"))
+        )
     cam_x = (rng.random() - 0.5) * road_half
-    scene.pose = _pose(rng, (cam_x, _camera_height(rng, False), 0.0), float(rng.normal(0, 0.2)), -0.03, 0.06)
+    scene.pose = _pose(
+        rng, (cam_x, _camera_height(rng, False), 0.0), float(rng.normal(0, 0.2)), -0.03, 0.06
+    )
     _outdoor_light(rng, scene)
     return scene
 
@@ -482,7 +702,14 @@ def _yard(rng: np.random.Generator) -> Scene:
         k = rng.random()
         if k < 0.35:
             w, h, d = 2 + 10 * rng.random(), 2.5 + 10 * rng.random(), 2 + 10 * rng.random()
-            scene.primitives.append(Box((x, h / 2, z), (w / 2, h / 2, d / 2), float(rng.random() * 3), _mat(rng, "facade")))
+            scene.primitives.append(
+                Box(
+                    (x, h / 2, z),
+                    (w / 2, h / 2, d / 2),
+                    float(rng.random() * 3),
+                    _mat(rng, "facade"),
+                )
+            )
         elif k < 0.55:
             scene.primitives += _tree(rng, x, z)
         elif k < 0.75:
@@ -500,14 +727,16 @@ def _outdoor_light(rng: np.random.Generator, scene: Scene) -> None:
     el = 0.25 + 1.0 * rng.random()
     az = rng.random() * 2 * math.pi
     overcast = rng.random() < 0.3
-    scene.sun = Sun((math.cos(el) * math.cos(az), math.sin(el), math.cos(el) * math.sin(az)),
-                    (0.3 if overcast else 1.2) + 0.8 * rng.random())
+    scene.sun = Sun(
+        (math.cos(el) * math.cos(az), math.sin(el), math.cos(el) * math.sin(az)),
+        (0.3 if overcast else 1.2) + 0.8 * rng.random(),
+    )
     scene.ambient = (0.5 if overcast else 0.25) + 0.2 * rng.random()
     scene.ambient_color = (0.85, 0.92, 1.0)
 
 
 def sample_scene(rng: np.random.Generator, kind: str | None = None) -> Scene:
-    """A random scene (with camera pose) of ``kind`` or of a kind drawn by the usual weights."""
+    """Draw a random scene (with camera pose) of ``kind``, or of a kind drawn by the weights."""
     if kind is None:
         kind = str(rng.choice(SCENE_KINDS, p=_KIND_WEIGHTS))
     if kind == "room":

@@ -20,8 +20,19 @@ _LATTICE_SIZE = 256
 _LATTICE = np.random.default_rng(12345).random((_LATTICE_SIZE, _LATTICE_SIZE))
 
 PATTERNS = (
-    "plain", "plaster", "wood", "tiles", "carpet", "stripes", "checker", "brick", "facade",
-    "asphalt", "grass", "leaves", "fabric",
+    "plain",
+    "plaster",
+    "wood",
+    "tiles",
+    "carpet",
+    "stripes",
+    "checker",
+    "brick",
+    "facade",
+    "asphalt",
+    "grass",
+    "leaves",
+    "fabric",
 )
 
 
@@ -57,7 +68,7 @@ def fbm(u: F, v: F, octaves: int = 3) -> F:
 
 
 def _cell_hash(i: F, j: F, seed: int) -> F:
-    """A pseudo-random value in [0, 1) per integer cell."""
+    """Hash each integer cell to a pseudo-random value in [0, 1)."""
     x = np.sin(i * 127.1 + j * 311.7 + seed * 74.7) * 43758.5453
     return x - np.floor(x)
 
@@ -119,7 +130,13 @@ def shade_material(mat: Material, u: F, v: F) -> F:
         fv = (v / 3.0) - np.floor(v / 3.0)
         window = (fu > 0.25) & (fu < 0.75) & (fv > 0.3) & (fv < 0.8)
         mix = window.astype(np.float64)
-        mod = 1.0 + 0.2 * fbm(uu * 2, vv * 2) + np.where(window, 0.3 * (_cell_hash(np.floor(uu), np.floor(v / 3), mat.seed) - 0.5), 0)
+        mod = (
+            1.0
+            + 0.2 * fbm(uu * 2, vv * 2)
+            + np.where(
+                window, 0.3 * (_cell_hash(np.floor(uu), np.floor(v / 3), mat.seed) - 0.5), 0
+            )
+        )
     elif p == "asphalt":
         mix = np.zeros_like(u)
         mod = 1.0 + 0.25 * fbm(uu * 8, vv * 8, 3) + 0.15 * (value_noise(uu * 60, vv * 60) - 0.5)

@@ -20,7 +20,9 @@ from recon3d_ros.errors import DatasetError
 __all__ = ["render_shard", "build_cache", "SynthCache"]
 
 
-def render_shard(folder: str | Path, shard: int, seeds: list[int], width: int, height: int) -> Path:
+def render_shard(
+    folder: str | Path, shard: int, seeds: list[int], width: int, height: int
+) -> Path:
     """Render ``seeds`` into shard number ``shard`` of ``folder`` (skipped when it exists)."""
     from recon3d_ros.synth import render_frame
 
@@ -47,10 +49,15 @@ def render_shard(folder: str | Path, shard: int, seeds: list[int], width: int, h
 
 
 def build_cache(
-    folder: str | Path, count: int, first_seed: int, width: int, height: int,
-    shard_size: int = 250, workers: int = 1,
+    folder: str | Path,
+    count: int,
+    first_seed: int,
+    width: int,
+    height: int,
+    shard_size: int = 250,
+    workers: int = 1,
 ) -> Path:
-    """Render ``count`` frames (seeds ``first_seed``...) into ``folder`` with ``workers`` processes."""
+    """Render ``count`` frames (seeds from ``first_seed``) into ``folder`` with ``workers``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     jobs = []
@@ -81,8 +88,10 @@ class SynthCache:
     def refresh(self) -> int:
         """Pick up shards finished since the last call; returns the frame count."""
         if not self.folder.is_dir():
-            raise DatasetError(f"synthetic cache folder {self.folder} does not exist; build it with "
-                               "`recon3d synth --cache DIR --count N`")
+            raise DatasetError(
+                f"synthetic cache folder {self.folder} does not exist; build it with "
+                "`recon3d synth --cache DIR --count N`"
+            )
         metas = sorted(p for p in self.folder.glob("shard_*.meta.npy") if ".tmp." not in p.name)
         for meta_path in metas:
             stem = meta_path.name[: -len(".meta.npy")]
@@ -98,9 +107,14 @@ class SynthCache:
     def __len__(self) -> int:
         return int(self._offsets[-1])
 
-    def __getitem__(self, index: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32], npt.NDArray[np.float64]]:
+    def __getitem__(
+        self, index: int
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32], npt.NDArray[np.float64]]:
         """``(rgb, depth float32, (fx, fy, cx, cy))`` of frame ``index``."""
         shard = int(np.searchsorted(self._offsets, index, side="right") - 1)
         i = index - int(self._offsets[shard])
-        return (np.asarray(self.rgb[shard][i]), np.asarray(self.depth[shard][i], dtype=np.float32),
-                self.meta[shard][i, 1:5])
+        return (
+            np.asarray(self.rgb[shard][i]),
+            np.asarray(self.depth[shard][i], dtype=np.float32),
+            self.meta[shard][i, 1:5],
+        )

@@ -1,5 +1,7 @@
-"""Training samples: synthetic frames (cached or rendered on the fly) and real RGB-D folders,
-turned into fixed-size network inputs with log canonical depth targets.
+"""Training samples from synthetic frames and real RGB-D folders.
+
+Frames (cached or rendered on the fly, or from folders) become fixed-size network inputs with
+log canonical depth targets.
 
 Target: ``log(depth * canonical_focal / fx)`` where ``fx`` is the focal length of the crop the
 network sees (Metric3D's canonical camera), so the same weights serve any intrinsics.
@@ -16,7 +18,15 @@ import numpy.typing as npt
 
 from recon3d_ros.inference.config import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["RawSample", "SampleSource", "SyntheticSource", "FolderSource", "Augment", "make_batch", "to_sample"]
+__all__ = [
+    "RawSample",
+    "SampleSource",
+    "SyntheticSource",
+    "FolderSource",
+    "Augment",
+    "make_batch",
+    "to_sample",
+]
 
 
 @dataclass
@@ -37,8 +47,14 @@ class SampleSource(Protocol):
 class SyntheticSource:
     """Frames from a pre-rendered cache folder, or rendered from seeds when there is none."""
 
-    def __init__(self, cache: str | Path | None = None, first_seed: int = 1_000_000, count: int = 10_000,
-                 width: int = 256, height: int = 192) -> None:
+    def __init__(
+        self,
+        cache: str | Path | None = None,
+        first_seed: int = 1_000_000,
+        count: int = 10_000,
+        width: int = 256,
+        height: int = 192,
+    ) -> None:
         self.name = "synthetic"
         self.first_seed, self.count, self.width, self.height = first_seed, count, width, height
         self.cache = None
@@ -95,8 +111,13 @@ class Augment:
 
 
 def to_sample(
-    raw: RawSample, width: int, height: int, canonical_focal: float, max_depth: float,
-    rng: np.random.Generator, aug: Augment,
+    raw: RawSample,
+    width: int,
+    height: int,
+    canonical_focal: float,
+    max_depth: float,
+    rng: np.random.Generator,
+    aug: Augment,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """``(input 3xHxW normalised, log canonical depth 1xHxW, valid mask 1xHxW)``."""
     import cv2
@@ -112,7 +133,9 @@ def to_sample(
     nw, nh = max(width, int(round(w0 * scale))), max(height, int(round(h0 * scale)))
     sx, sy = nw / w0, nh / h0
     if (nw, nh) != (w0, h0):
-        rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR)
+        rgb = cv2.resize(
+            rgb, (nw, nh), interpolation=cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR
+        )
         depth = cv2.resize(depth, (nw, nh), interpolation=cv2.INTER_NEAREST)
     fx, fy, cx, cy = fx * sx, fy * sy, (cx + 0.5) * sx - 0.5, (cy + 0.5) * sy - 0.5
     if aug.enabled:
@@ -144,16 +167,25 @@ def to_sample(
     x = (img - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
         target = np.where(valid, np.log(np.where(valid, depth, 1.0) * (canonical_focal / fx)), 0.0)
-    return (np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32),
-            np.ascontiguousarray(target[None], dtype=np.float32),
-            np.ascontiguousarray(valid[None], dtype=np.float32))
+    return (
+        np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32),
+        np.ascontiguousarray(target[None], dtype=np.float32),
+        np.ascontiguousarray(valid[None], dtype=np.float32),
+    )
 
 
 def make_batch(
-    sources: Sequence[SampleSource], weights: Sequence[float], batch: int, width: int, height: int,
-    canonical_focal: float, max_depth: float, rng: np.random.Generator, aug: Augment,
+    sources: Sequence[SampleSource],
+    weights: Sequence[float],
+    batch: int,
+    width: int,
+    height: int,
+    canonical_focal: float,
+    max_depth: float,
+    rng: np.random.Generator,
+    aug: Augment,
 ):
-    """A training batch as three float32 arrays (inputs, log targets, masks)."""
+    """Build a training batch: three float32 arrays (inputs, log targets, masks)."""
     p = np.asarray(weights, np.float64)
     p = p / p.sum()
     xs, ts, ms = [], [], []
@@ -167,7 +199,10 @@ def make_batch(
     return np.stack(xs), np.stack(ts), np.stack(ms)
 
 
-def canonical_to_metric(canonical: npt.NDArray[np.floating], fx: float, canonical_focal: float) -> npt.NDArray[np.float32]:
+def canonical_to_metric(
+    canonical: npt.NDArray[np.floating], fx: float, canonical_focal: float
+) -> npt.NDArray[np.float32]:
     """Canonical-camera depth back to metres for a camera of focal ``fx``."""
-    return (np.asarray(canonical, np.float32) * np.float32(fx / canonical_focal)).astype(np.float32)
-
+    return (np.asarray(canonical, np.float32) * np.float32(fx / canonical_focal)).astype(
+        np.float32
+    )

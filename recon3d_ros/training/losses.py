@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 __all__ = ["silog_loss", "l1_log_loss", "gradient_matching_loss", "depth_loss"]
 
@@ -13,7 +12,7 @@ def _per_image_counts(mask: torch.Tensor) -> torch.Tensor:
 
 
 def silog_loss(diff: torch.Tensor, mask: torch.Tensor, lam: float = 0.85) -> torch.Tensor:
-    """Eigen et al.'s scale-invariant log error, per image then averaged (``diff`` = log pred - log gt)."""
+    """Eigen et al.'s scale-invariant log error per image, averaged (``diff`` = log ratio)."""
     n = _per_image_counts(mask)
     ok = n > 0
     if not bool(ok.any()):
@@ -31,11 +30,13 @@ def l1_log_loss(diff: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (diff.abs() * mask).sum() / n.clamp(min=1)
 
 
-def gradient_matching_loss(diff: torch.Tensor, mask: torch.Tensor, scales: int = 4) -> torch.Tensor:
+def gradient_matching_loss(
+    diff: torch.Tensor, mask: torch.Tensor, scales: int = 4
+) -> torch.Tensor:
     """MiDaS-style multi-scale gradient matching of the log error (sharp, consistent edges)."""
     total = diff.sum() * 0.0
     for k in range(scales):
-        step = 2 ** k
+        step = 2**k
         d = diff[:, :, ::step, ::step]
         m = mask[:, :, ::step, ::step]
         mx = m[:, :, :, 1:] * m[:, :, :, :-1]
@@ -47,8 +48,12 @@ def gradient_matching_loss(diff: torch.Tensor, mask: torch.Tensor, scales: int =
 
 
 def depth_loss(
-    pred_log: torch.Tensor, target_log: torch.Tensor, mask: torch.Tensor,
-    w_silog: float = 1.0, w_l1: float = 1.0, w_grad: float = 0.5,
+    pred_log: torch.Tensor,
+    target_log: torch.Tensor,
+    mask: torch.Tensor,
+    w_silog: float = 1.0,
+    w_l1: float = 1.0,
+    w_grad: float = 0.5,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum of the three terms over pixels where ``mask`` is 1."""
     mask = mask.to(pred_log.dtype)

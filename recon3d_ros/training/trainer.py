@@ -49,11 +49,15 @@ class TrainOptions:
     device: str = "auto"
     threads: int = 0  # torch CPU threads; 0 = all cores
     resume: bool = False
-    max_minutes: float = 0.0  # > 0: the LR schedule runs on wall-clock time and training stops at it
+    max_minutes: float = (
+        0.0  # > 0: the LR schedule runs on wall-clock time and training stops at it
+    )
     init_from: str | None = None  # start from another checkpoint's weights (fine-tuning)
     val_count: int = 48
     val_size: tuple[int, int] = (256, 192)
-    eval_folders: list[str] = field(default_factory=list)  # real folders scored each epoch (never trained on)
+    eval_folders: list[str] = field(
+        default_factory=list
+    )  # real folders scored each epoch (never trained on)
     command: str = ""
     progress: bool = True
 
@@ -65,7 +69,9 @@ def _resolve_device(name: str):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
+        raise ConfigError(
+            f"device {name!r} requested but CUDA is not available here; use --device cpu"
+        )
     return dev
 
 
@@ -87,7 +93,9 @@ def render_validation_set(count: int, width: int, height: int, cache_file: Path 
     return rgb, depth, k
 
 
-def validate_synthetic(model, val, canonical_focal: float, max_depth: float, device) -> dict[str, float]:
+def validate_synthetic(
+    model, val, canonical_focal: float, max_depth: float, device
+) -> dict[str, float]:
     """Mean metric-mode AbsRel, delta1 and RMSE log over the held-out synthetic frames."""
     import torch
 
@@ -147,7 +155,8 @@ def _model_config(opts: TrainOptions) -> ModelConfig:
         canonical_focal=opts.canonical_focal,
         min_depth=0.0,
         max_depth=opts.max_depth,
-        description="recon3d_ros small U-Net trained on procedural synthetic RGB-D (canonical-camera metric depth)",
+        description="recon3d_ros small U-Net trained on procedural synthetic RGB-D "
+        "(canonical-camera metric depth)",
     )
 
 
@@ -179,13 +188,17 @@ def train(opts: TrainOptions) -> Path:
 
     sources, weights = [], []
     if opts.synthetic:
-        sources.append(SyntheticSource(opts.synth_cache, width=opts.synth_size[0], height=opts.synth_size[1]))
+        sources.append(
+            SyntheticSource(opts.synth_cache, width=opts.synth_size[0], height=opts.synth_size[1])
+        )
         weights.append(1.0 - (opts.folder_weight if opts.folders else 0.0))
     if opts.folders:
         sources.append(FolderSource(opts.folders))
         weights.append(opts.folder_weight if opts.synthetic else 1.0)
     if not sources:
-        raise ConfigError("nothing to train on: enable the synthetic generator or pass --data folders")
+        raise ConfigError(
+            "nothing to train on: enable the synthetic generator or pass --data folders"
+        )
     for src in sources:
         if len(src) == 0:
             raise ConfigError(f"training source {src.name} has no frames")
@@ -211,7 +224,9 @@ def train(opts: TrainOptions) -> Path:
         optim.load_state_dict(state["optimizer"])
         step, best = int(state["step"]), float(state.get("best", math.inf))
         elapsed_before = float(state.get("duration_s", 0.0))
-        rng.bit_generator.state = state["rng"][rank] if rank < len(state["rng"]) else rng.bit_generator.state
+        rng.bit_generator.state = (
+            state["rng"][rank] if rank < len(state["rng"]) else rng.bit_generator.state
+        )
         torch.set_rng_state(state["torch_rng"])
     from recon3d_ros.models.unet import LogDepth
 
@@ -219,7 +234,9 @@ def train(opts: TrainOptions) -> Path:
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(net, device_ids=[local_rank] if device.type == "cuda" else None)
+        net = DistributedDataParallel(
+            net, device_ids=[local_rank] if device.type == "cuda" else None
+        )
 
     def progress_at(s: int) -> float:
         frac = s / max(1, total_steps)
@@ -235,7 +252,9 @@ def train(opts: TrainOptions) -> Path:
     config = _model_config(opts)
     val = None
     if main:
-        val = render_validation_set(opts.val_count, opts.val_size[0], opts.val_size[1], out / "val_synth.npz")
+        val = render_validation_set(
+            opts.val_count, opts.val_size[0], opts.val_size[1], out / "val_synth.npz"
+        )
     eval_frames = []
     if main and opts.eval_folders:
         from recon3d_ros.evaluation.dataset import load_rgbd_folder
@@ -244,19 +263,27 @@ def train(opts: TrainOptions) -> Path:
     aug = Augment()
     progress = _Progress(opts.progress and main)
     data_desc = {
-        "synthetic": bool(opts.synthetic), "synth_cache": opts.synth_cache,
-        "synth_frames": len(sources[0]) if opts.synthetic else 0, "folders": list(opts.folders),
-        "crop": list(opts.crop), "val": f"{opts.val_count} synthetic frames, seeds 0..{opts.val_count - 1}",
+        "synthetic": bool(opts.synthetic),
+        "synth_cache": opts.synth_cache,
+        "folders": list(opts.folders),
+        "crop": list(opts.crop),
+        "val": f"{opts.val_count} synthetic frames, seeds 0..{opts.val_count - 1}",
     }
     t_start = time.monotonic()
 
     def meta(now_step: int) -> dict[str, Any]:
         return {
-            "command": opts.command, "seed": opts.seed, "steps": now_step, "batch": opts.batch,
-            "world_size": world, "duration_s": round(elapsed_before + time.monotonic() - t_start, 1),
-            "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, torch {torch.__version__}, "
-                       f"device {device}",
-            "data": data_desc, "options": {k: v for k, v in asdict(opts).items() if k != "command"},
+            "command": opts.command,
+            "seed": opts.seed,
+            "steps": now_step,
+            "batch": opts.batch,
+            "world_size": world,
+            "duration_s": round(elapsed_before + time.monotonic() - t_start, 1),
+            "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, "
+            f"torch {torch.__version__}, "
+            f"device {device}",
+            "data": {**data_desc, "synth_frames": len(sources[0]) if opts.synthetic else 0},
+            "options": {k: v for k, v in asdict(opts).items() if k != "command"},
         }
 
     net.train()
@@ -265,8 +292,17 @@ def train(opts: TrainOptions) -> Path:
     while step < total_steps:
         for g in optim.param_groups:
             g["lr"] = lr_at(step)
-        x, t, m = make_batch(sources, weights, opts.batch, opts.crop[0], opts.crop[1],
-                             opts.canonical_focal, opts.max_depth, rng, aug)
+        x, t, m = make_batch(
+            sources,
+            weights,
+            opts.batch,
+            opts.crop[0],
+            opts.crop[1],
+            opts.canonical_focal,
+            opts.max_depth,
+            rng,
+            aug,
+        )
         x, t, m = (torch.from_numpy(a).to(device, non_blocking=True) for a in (x, t, m))
         pred_log = net(x)  # through __call__ so DDP's gradient hooks run
         loss, parts = depth_loss(pred_log, t, m)
@@ -280,7 +316,8 @@ def train(opts: TrainOptions) -> Path:
         rate = opts.batch * len(window) / max(1e-6, time.monotonic() - t_window)
         eta = (total_steps - step) * opts.batch / max(rate, 1e-6)
         progress.update(
-            f"epoch {epoch}/{opts.epochs} step {step}/{total_steps} loss {np.mean(window[-50:]):.4f} "
+            f"epoch {epoch}/{opts.epochs} step {step}/{total_steps} "
+            f"loss {np.mean(window[-50:]):.4f} "
             f"(silog {parts['silog']:.3f} l1 {parts['l1']:.3f} grad {parts['grad']:.3f}) "
             f"lr {lr_at(step):.2e} {rate:.1f} samples/s eta {eta / 60:.1f} min"
         )
@@ -290,29 +327,50 @@ def train(opts: TrainOptions) -> Path:
                 if hasattr(src, "refresh"):
                     src.refresh()  # a cache may still be growing
             if main:
-                record: dict[str, Any] = {"epoch": epoch, "step": step, "loss": float(np.mean(window)),
-                                          "time_s": round(elapsed_before + time.monotonic() - t_start, 1),
-                                          "synth_frames": len(sources[0]) if opts.synthetic else 0}
-                record["val_synth"] = validate_synthetic(model, val, opts.canonical_focal, opts.max_depth, device)
+                record: dict[str, Any] = {
+                    "epoch": epoch,
+                    "step": step,
+                    "loss": float(np.mean(window)),
+                    "time_s": round(elapsed_before + time.monotonic() - t_start, 1),
+                    "synth_frames": len(sources[0]) if opts.synthetic else 0,
+                }
+                record["val_synth"] = validate_synthetic(
+                    model, val, opts.canonical_focal, opts.max_depth, device
+                )
                 if eval_frames:
                     from recon3d_ros.evaluation.evaluate import evaluate_frames
 
                     engine = _TrainEngine(model, config, device)
                     for name, frames in eval_frames:
                         res = evaluate_frames(engine, frames, baselines=False)
-                        record[f"eval_{name}"] = {mode: {k: round(res[mode][k], 4) for k in ("abs_rel", "delta1")}
-                                                  for mode in ("metric", "median")}
+                        record[f"eval_{name}"] = {
+                            mode: {k: round(res[mode][k], 4) for k in ("abs_rel", "delta1")}
+                            for mode in ("metric", "median")
+                        }
                 m_now = meta(step)
-                save_checkpoint(out / "model.pt", model, opts.arch, opts.arch_kwargs, config, m_now)
+                save_checkpoint(
+                    out / "model.pt", model, opts.arch, opts.arch_kwargs, config, m_now
+                )
                 score = record["val_synth"].get("abs_rel", math.inf)
                 if score < best:
                     best = score
-                    save_checkpoint(out / "best.pt", model, opts.arch, opts.arch_kwargs, config, m_now)
+                    save_checkpoint(
+                        out / "best.pt", model, opts.arch, opts.arch_kwargs, config, m_now
+                    )
                 record["best_val_abs_rel"] = best
                 rng_states = [rng.bit_generator.state]
-                torch.save({"state_dict": model.state_dict(), "optimizer": optim.state_dict(), "step": step,
-                            "best": best, "rng": rng_states, "torch_rng": torch.get_rng_state(),
-                            "duration_s": m_now["duration_s"]}, str(state_path) + ".tmp")
+                torch.save(
+                    {
+                        "state_dict": model.state_dict(),
+                        "optimizer": optim.state_dict(),
+                        "step": step,
+                        "best": best,
+                        "rng": rng_states,
+                        "torch_rng": torch.get_rng_state(),
+                        "duration_s": m_now["duration_s"],
+                    },
+                    str(state_path) + ".tmp",
+                )
                 os.replace(str(state_path) + ".tmp", state_path)
                 with open(out / "log.jsonl", "a") as fh:
                     fh.write(json.dumps(record) + "\n")

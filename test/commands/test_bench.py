@@ -26,12 +26,12 @@ def _run_cli(
     args: list[str], domain: int, timeout: float = 180.0
 ) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(
-        [str(REPO_ROOT)] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     )
-    env.setdefault('OMP_NUM_THREADS', '1')
+    env.setdefault("OMP_NUM_THREADS", "1")
     return subprocess.run(
-        [sys.executable, '-m', 'recon3d_ros.cli', *args, '--domain-id', str(domain)],
+        [sys.executable, "-m", "recon3d_ros.cli", *args, "--domain-id", str(domain)],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -44,42 +44,42 @@ def test_bench_json_reports_every_stage(depth_models, ros_domain: int) -> None:
     model = depth_models.red_ramp()
     proc = _run_cli(
         [
-            'bench',
-            '--json',
-            '--iterations',
-            '2',
-            '--warmup',
-            '1',
-            '--model',
+            "bench",
+            "--json",
+            "--iterations",
+            "2",
+            "--warmup",
+            "1",
+            "--model",
             str(model),
-            '--device',
-            'cpu',
-            '--width',
-            '80',
-            '--height',
-            '60',
+            "--device",
+            "cpu",
+            "--width",
+            "80",
+            "--height",
+            "60",
         ],
         ros_domain,
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    for key in STAGES + ('total_ms', 'fps', 'depth_postprocess_ms', 'depth_msg_ms', 'cloud_ms'):
+    for key in STAGES + ("total_ms", "fps", "depth_postprocess_ms", "depth_msg_ms", "cloud_ms"):
         assert (
             isinstance(result[key], float) and math.isfinite(result[key]) and result[key] > 0
         ), key
-    assert result['total_ms'] == sum(result[k] for k in STAGES)
-    assert (result['width'], result['height']) == (80, 60)
-    assert result['backend'] == 'torch' and result['device'] == 'cpu'
-    assert result['model'] == str(model)
-    assert result['cloud_points'] == 80 * 60
-    assert result['subscriber_matched'] is True
-    comparisons = result['comparisons']
-    assert comparisons['data_bytes'] == 80 * 60 * 16
+    assert result["total_ms"] == sum(result[k] for k in STAGES)
+    assert (result["width"], result["height"]) == (80, 60)
+    assert result["backend"] == "torch" and result["device"] == "cpu"
+    assert result["model"] == str(model)
+    assert result["cloud_points"] == 80 * 60
+    assert result["subscriber_matched"] is True
+    comparisons = result["comparisons"]
+    assert comparisons["data_bytes"] == 80 * 60 * 16
     for key in (
-        'cloud_naive_ms',
-        'data_assign_numpy_ms',
-        'data_assign_bytes_ms',
-        'data_assign_array_ms',
+        "cloud_naive_ms",
+        "data_assign_numpy_ms",
+        "data_assign_bytes_ms",
+        "data_assign_array_ms",
     ):
         assert comparisons[key] > 0, key
 
@@ -87,34 +87,34 @@ def test_bench_json_reports_every_stage(depth_models, ros_domain: int) -> None:
 def test_bench_table_is_readable(depth_models, ros_domain: int) -> None:
     proc = _run_cli(
         [
-            'bench',
-            '--iterations',
-            '1',
-            '--warmup',
-            '0',
-            '--model',
+            "bench",
+            "--iterations",
+            "1",
+            "--warmup",
+            "0",
+            "--model",
             str(depth_models.constant()),
-            '--device',
-            'cpu',
-            '--width',
-            '32',
-            '--height',
-            '24',
-            '--encoding',
-            'bgr8',
+            "--device",
+            "cpu",
+            "--width",
+            "32",
+            "--height",
+            "24",
+            "--encoding",
+            "bgr8",
         ],
         ros_domain,
     )
     assert proc.returncode == 0, proc.stderr
-    for label in ('decode', 'inference', 'publish', 'total', 'numpy array', 'array.array'):
+    for label in ("decode", "inference", "publish", "total", "numpy array", "array.array"):
         assert label in proc.stdout
 
 
 def test_bad_model_is_one_clear_error(tmp_path: Path, ros_domain: int) -> None:
-    proc = _run_cli(['bench', '--json', '--model', str(tmp_path / 'nope.pt')], ros_domain)
+    proc = _run_cli(["bench", "--json", "--model", str(tmp_path / "nope.pt")], ros_domain)
     assert proc.returncode == 1
-    assert 'does not exist' in proc.stderr
-    assert proc.stdout == ''
+    assert "does not exist" in proc.stderr
+    assert proc.stdout == ""
 
 
 def test_naive_cloud_matches_core_layout() -> None:

@@ -21,8 +21,8 @@ def _write_inputs(folder: Path) -> tuple[Path, Path, np.ndarray, np.ndarray]:
     depth_mm[0, 0] = 0
     depth_mm[2, 3] = 0
     rgb = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3) * 4
-    depth_path = folder / 'depth.png'
-    rgb_path = folder / 'rgb.png'
+    depth_path = folder / "depth.png"
+    rgb_path = folder / "rgb.png"
     cv2.imwrite(str(depth_path), depth_mm)
     cv2.imwrite(str(rgb_path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     return depth_path, rgb_path, depth_mm, rgb
@@ -38,28 +38,28 @@ def test_points_from_png_with_explicit_intrinsics(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     depth_path, rgb_path, depth_mm, rgb = _write_inputs(tmp_path)
-    out = tmp_path / 'cloud.ply'
+    out = tmp_path / "cloud.ply"
     rc = main(
         [
-            'cloud',
-            '--rgb',
+            "cloud",
+            "--rgb",
             str(rgb_path),
-            '--depth',
+            "--depth",
             str(depth_path),
-            '--fx',
+            "--fx",
             str(FX),
-            '--fy',
+            "--fy",
             str(FY),
-            '--cx',
+            "--cx",
             str(CX),
-            '--cy',
+            "--cy",
             str(CY),
-            '-o',
+            "-o",
             str(out),
         ]
     )
     assert rc == 0
-    assert '18 points' in capsys.readouterr().out
+    assert "18 points" in capsys.readouterr().out
     ply = read_ply(out)
     depth_m = depth_mm.astype(np.float64) / 1000.0
     np.testing.assert_allclose(ply.points, _expected_points(depth_m), rtol=1e-6, atol=1e-6)
@@ -73,19 +73,19 @@ def test_intrinsics_json_scale_and_resolution(tmp_path: Path) -> None:
     depth_path, _, depth_mm, _ = _write_inputs(tmp_path)
     # The same camera calibrated at 10x8: fx doubles, centres follow the cv2.resize convention.
     intrinsics = {
-        'fx': FX * 2,
-        'fy': FY * 2,
-        'cx': (CX + 0.5) * 2 - 0.5,
-        'cy': (CY + 0.5) * 2 - 0.5,
-        'width': 10,
-        'height': 8,
-        'depth_scale': 5000.0,
+        "fx": FX * 2,
+        "fy": FY * 2,
+        "cx": (CX + 0.5) * 2 - 0.5,
+        "cy": (CY + 0.5) * 2 - 0.5,
+        "width": 10,
+        "height": 8,
+        "depth_scale": 5000.0,
     }
-    json_path = tmp_path / 'intrinsics.json'
+    json_path = tmp_path / "intrinsics.json"
     json_path.write_text(json.dumps(intrinsics))
-    out = tmp_path / 'scaled.ply'
+    out = tmp_path / "scaled.ply"
     assert (
-        main(['cloud', '--depth', str(depth_path), '--intrinsics', str(json_path), '-o', str(out)])
+        main(["cloud", "--depth", str(depth_path), "--intrinsics", str(json_path), "-o", str(out)])
         == 0
     )
     ply = read_ply(out)
@@ -97,14 +97,14 @@ def test_intrinsics_json_scale_and_resolution(tmp_path: Path) -> None:
     assert (
         main(
             [
-                'cloud',
-                '--depth',
+                "cloud",
+                "--depth",
                 str(depth_path),
-                '--intrinsics',
+                "--intrinsics",
                 str(json_path),
-                '--depth-scale',
-                '1000',
-                '-o',
+                "--depth-scale",
+                "1000",
+                "-o",
                 str(out),
             ]
         )
@@ -120,118 +120,118 @@ def test_npy_metres_and_mesh(tmp_path: Path) -> None:
     depth = np.full((4, 5), 2.0, dtype=np.float32)
     depth[:, 4] = 4.0  # a depth step: the last column of quads must not be bridged
     depth[3, 0] = np.nan
-    npy = tmp_path / 'depth.npy'
+    npy = tmp_path / "depth.npy"
     np.save(npy, depth)
-    out = tmp_path / 'mesh.ply'
+    out = tmp_path / "mesh.ply"
     args = [
-        'cloud',
-        '--depth',
+        "cloud",
+        "--depth",
         str(npy),
-        '--fx',
+        "--fx",
         str(FX),
-        '--fy',
+        "--fy",
         str(FY),
-        '--cx',
+        "--cx",
         str(CX),
-        '--cy',
+        "--cy",
         str(CY),
     ]
-    assert main(args + ['--mesh', '-o', str(out)]) == 0
+    assert main(args + ["--mesh", "-o", str(out)]) == 0
     mesh = read_ply(out)
     assert len(mesh.points) == 19
     # 3x4 quads, minus the 3 across the step, minus the quad whose shared corner is NaN
     # (both of its triangles use the bottom-left vertex).
     assert len(mesh.faces) == 2 * 3 * 3 - 2
     assert np.all(np.isfinite(mesh.points))
-    assert main(args + ['--min-depth', '3.0', '-o', str(tmp_path / 'far.ply')]) == 0
-    np.testing.assert_allclose(read_ply(tmp_path / 'far.ply').points[:, 2], 4.0)
+    assert main(args + ["--min-depth", "3.0", "-o", str(tmp_path / "far.ply")]) == 0
+    np.testing.assert_allclose(read_ply(tmp_path / "far.ply").points[:, 2], 4.0)
 
 
 def test_errors_are_reported_not_raised(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     depth_path, _, _, _ = _write_inputs(tmp_path)
-    out = str(tmp_path / 'x.ply')
-    assert main(['cloud', '--depth', str(depth_path), '--fx', '10', '-o', out]) == 1
-    assert '--fx --fy --cx --cy' in capsys.readouterr().err
-    big_rgb = tmp_path / 'big.png'
+    out = str(tmp_path / "x.ply")
+    assert main(["cloud", "--depth", str(depth_path), "--fx", "10", "-o", out]) == 1
+    assert "--fx --fy --cx --cy" in capsys.readouterr().err
+    big_rgb = tmp_path / "big.png"
     cv2.imwrite(str(big_rgb), np.zeros((8, 10, 3), np.uint8))
     assert (
         main(
             [
-                'cloud',
-                '--depth',
+                "cloud",
+                "--depth",
                 str(depth_path),
-                '--rgb',
+                "--rgb",
                 str(big_rgb),
-                '--fx',
-                '10',
-                '--fy',
-                '10',
-                '--cx',
-                '2',
-                '--cy',
-                '2',
-                '-o',
+                "--fx",
+                "10",
+                "--fy",
+                "10",
+                "--cx",
+                "2",
+                "--cy",
+                "2",
+                "-o",
                 out,
             ]
         )
         == 1
     )
-    assert 'registered' in capsys.readouterr().err
+    assert "registered" in capsys.readouterr().err
     assert (
         main(
             [
-                'cloud',
-                '--depth',
-                str(tmp_path / 'missing.png'),
-                '--fx',
-                '1',
-                '--fy',
-                '1',
-                '--cx',
-                '1',
-                '--cy',
-                '1',
-                '-o',
+                "cloud",
+                "--depth",
+                str(tmp_path / "missing.png"),
+                "--fx",
+                "1",
+                "--fy",
+                "1",
+                "--cx",
+                "1",
+                "--cy",
+                "1",
+                "-o",
                 out,
             ]
         )
         == 1
     )
-    assert 'does not exist' in capsys.readouterr().err
+    assert "does not exist" in capsys.readouterr().err
     assert not Path(out).exists()
 
 
 def test_real_rgbd_frame_matches_measurements() -> None:
     """On a real Kinect-style frame every valid pixel becomes one point at its measured depth."""
-    root = Path(__file__).resolve().parents[2].parent / 'shared' / 'data' / 'rgbd' / 'redwood'
-    if not (root / 'intrinsics.json').is_file():
-        pytest.skip(f'RGB-D evaluation data not found at {root}')
+    root = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "rgbd" / "redwood"
+    if not (root / "intrinsics.json").is_file():
+        pytest.skip(f"RGB-D evaluation data not found at {root}")
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / 'redwood.ply'
+        out = Path(tmp) / "redwood.ply"
         assert (
             main(
                 [
-                    'cloud',
-                    '--rgb',
-                    str(root / 'color' / '00000.jpg'),
-                    '--depth',
-                    str(root / 'depth' / '00000.png'),
-                    '--intrinsics',
-                    str(root / 'intrinsics.json'),
-                    '--stride',
-                    '4',
-                    '-o',
+                    "cloud",
+                    "--rgb",
+                    str(root / "color" / "00000.jpg"),
+                    "--depth",
+                    str(root / "depth" / "00000.png"),
+                    "--intrinsics",
+                    str(root / "intrinsics.json"),
+                    "--stride",
+                    "4",
+                    "-o",
                     str(out),
                 ]
             )
             == 0
         )
         ply = read_ply(out)
-    raw = cv2.imread(str(root / 'depth' / '00000.png'), cv2.IMREAD_UNCHANGED)[::4, ::4]
+    raw = cv2.imread(str(root / "depth" / "00000.png"), cv2.IMREAD_UNCHANGED)[::4, ::4]
     assert len(ply.points) == int((raw > 0).sum())
     np.testing.assert_allclose(
         np.sort(ply.points[:, 2]), np.sort(raw[raw > 0] / 1000.0), rtol=1e-6

@@ -18,9 +18,17 @@ from recon3d_ros.models import build_model, save_checkpoint  # noqa: E402
 @pytest.fixture
 def model_and_data(tmp_path):
     model = build_model("unet_small", width=0.5)
-    cfg = ModelConfig(name="t", input_width=48, input_height=36, resize_mode="letterbox", canonical_focal=40.0,
-                      max_depth=80.0)
-    ckpt = save_checkpoint(tmp_path / "m.pt", model, "unet_small", {"width": 0.5}, cfg, {"seed": 0})
+    cfg = ModelConfig(
+        name="t",
+        input_width=48,
+        input_height=36,
+        resize_mode="letterbox",
+        canonical_focal=40.0,
+        max_depth=80.0,
+    )
+    ckpt = save_checkpoint(
+        tmp_path / "m.pt", model, "unet_small", {"width": 0.5}, cfg, {"seed": 0}
+    )
     data = tmp_path / "set"
     write_folder(data, 2, 7, 40, 30, 70.0, "room")
     return ckpt, data
@@ -32,7 +40,17 @@ def test_eval_json_structure(model_and_data, capsys):
     res = json.loads(capsys.readouterr().out)
     for mode in ("metric", "median", "scale_shift"):
         assert 0 <= res[mode]["delta1"] <= 1 and res[mode]["abs_rel"] >= 0
-        assert {"abs_rel", "sq_rel", "rmse", "rmse_log", "mae", "mse", "delta1", "delta2", "delta3"} <= set(res[mode])
+        assert {
+            "abs_rel",
+            "sq_rel",
+            "rmse",
+            "rmse_log",
+            "mae",
+            "mse",
+            "delta1",
+            "delta2",
+            "delta3",
+        } <= set(res[mode])
     assert [f["name"] for f in res["frames"]] == ["0", "1"]
     assert set(res["baselines"]) == {"constant", "ground_plane"}
     assert "metric" in res["baselines"]["ground_plane"]

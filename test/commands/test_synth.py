@@ -15,8 +15,28 @@ from recon3d_ros.training.cache import SynthCache
 
 def test_folder_round_trip(tmp_path):
     out = tmp_path / "s"
-    assert main(["synth", "--out", str(out), "--count", "2", "--seed", "9", "--width", "32", "--height", "24",
-                 "--hfov", "80", "--kind", "room"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "--out",
+                str(out),
+                "--count",
+                "2",
+                "--seed",
+                "9",
+                "--width",
+                "32",
+                "--height",
+                "24",
+                "--hfov",
+                "80",
+                "--kind",
+                "room",
+            ]
+        )
+        == 0
+    )
     info = json.loads((out / "intrinsics.json").read_text())
     assert info["frames"] == ["0", "1"] and info["cx"] == pytest.approx(15.5)
     frames = load_rgbd_folder(out)
@@ -27,7 +47,22 @@ def test_folder_round_trip(tmp_path):
 
 
 def test_cache_output_and_bad_count(tmp_path, capsys):
-    assert main(["synth", "--cache", str(tmp_path / "c"), "--count", "2", "--width", "16", "--height", "16"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "--cache",
+                str(tmp_path / "c"),
+                "--count",
+                "2",
+                "--width",
+                "16",
+                "--height",
+                "16",
+            ]
+        )
+        == 0
+    )
     assert len(SynthCache(tmp_path / "c")) == 2
     assert main(["synth", "--out", str(tmp_path / "x"), "--count", "0"]) == 1
     assert "--count" in capsys.readouterr().err

@@ -31,7 +31,7 @@ def test_camera_for_default_fov_and_rescaled_calibration() -> None:
     cam = camera_for(640, 480)
     assert cam.hfov_deg == pytest.approx(DEFAULT_HFOV_DEG)
     scaled = camera_for(
-        320, 240, {'fx': 500.0, 'fy': 510.0, 'cx': 319.5, 'cy': 239.5, 'width': 640, 'height': 480}
+        320, 240, {"fx": 500.0, "fy": 510.0, "cx": 319.5, "cy": 239.5, "width": 640, "height": 480}
     )
     assert (scaled.fx, scaled.fy, scaled.cx, scaled.cy) == pytest.approx(
         (250.0, 255.0, 159.5, 119.5)
@@ -39,46 +39,46 @@ def test_camera_for_default_fov_and_rescaled_calibration() -> None:
 
 
 def test_load_intrinsics_requires_the_four_values(tmp_path: Path) -> None:
-    path = tmp_path / 'k.json'
-    path.write_text(json.dumps({'fx': 1.0, 'fy': 1.0}))
-    with pytest.raises(CameraModelError, match='cx'):
+    path = tmp_path / "k.json"
+    path.write_text(json.dumps({"fx": 1.0, "fy": 1.0}))
+    with pytest.raises(CameraModelError, match="cx"):
         load_intrinsics(path)
 
 
 def test_image_frames_repeat_and_downscale(tmp_path: Path) -> None:
-    _write(tmp_path / 'a.png', 200, size=(80, 60))
-    frames = list(image_frames(tmp_path / 'a.png', count=3, max_width=40))
+    _write(tmp_path / "a.png", 200, size=(80, 60))
+    frames = list(image_frames(tmp_path / "a.png", count=3, max_width=40))
     assert [f.index for f in frames] == [0, 1, 2]
-    assert [f.name for f in frames] == ['a_000', 'a_001', 'a_002']  # one file per frame
+    assert [f.name for f in frames] == ["a_000", "a_001", "a_002"]  # one file per frame
     assert frames[0].rgb.shape == (30, 40, 3) and frames[0].rgb[0, 0, 0] == 200
     assert frames[0].camera.width == 40
     with pytest.raises(DatasetError):
-        list(image_frames(tmp_path / 'missing.png'))
+        list(image_frames(tmp_path / "missing.png"))
 
 
 def test_folder_frames_uses_rgbd_layout(tmp_path: Path) -> None:
-    (tmp_path / 'rgb').mkdir()
-    for name, value in (('002', 30), ('001', 20), ('010', 40)):
-        _write(tmp_path / 'rgb' / f'{name}.png', value)
-    (tmp_path / 'rgb' / 'notes.txt').write_text('ignored')
-    (tmp_path / 'intrinsics.json').write_text(
-        json.dumps({'fx': 50.0, 'fy': 50.0, 'cx': 19.5, 'cy': 14.5})
+    (tmp_path / "rgb").mkdir()
+    for name, value in (("002", 30), ("001", 20), ("010", 40)):
+        _write(tmp_path / "rgb" / f"{name}.png", value)
+    (tmp_path / "rgb" / "notes.txt").write_text("ignored")
+    (tmp_path / "intrinsics.json").write_text(
+        json.dumps({"fx": 50.0, "fy": 50.0, "cx": 19.5, "cy": 14.5})
     )
     frames = list(folder_frames(tmp_path))
-    assert [f.name for f in frames] == ['001', '002', '010']
+    assert [f.name for f in frames] == ["001", "002", "010"]
     assert [int(f.rgb[0, 0, 0]) for f in frames] == [20, 30, 40]
     assert frames[0].camera.fx == 50.0
     assert len(list(folder_frames(tmp_path, limit=2))) == 2
-    (tmp_path / 'empty').mkdir()
-    with pytest.raises(DatasetError, match='no images'):
-        list(folder_frames(tmp_path / 'empty'))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no images"):
+        list(folder_frames(tmp_path / "empty"))
 
 
 def test_video_frames(tmp_path: Path) -> None:
-    path = tmp_path / 'clip.avi'
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), 10.0, (32, 24))
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (32, 24))
     if not writer.isOpened():
-        pytest.skip('this OpenCV build cannot write MJPG video')
+        pytest.skip("this OpenCV build cannot write MJPG video")
     for value in (0, 100, 200, 250):
         writer.write(np.full((24, 32, 3), value, np.uint8))
     writer.release()
@@ -89,4 +89,4 @@ def test_video_frames(tmp_path: Path) -> None:
     ] * 4
     assert len(list(video_frames(path, limit=2))) == 2
     with pytest.raises(DatasetError):
-        list(video_frames(tmp_path / 'none.avi'))
+        list(video_frames(tmp_path / "none.avi"))

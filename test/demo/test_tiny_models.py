@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip('torch')
+torch = pytest.importorskip("torch")
 
 from recon3d_ros.core.camera import PinholeCamera  # noqa: E402
 from recon3d_ros.demo.tiny_models import fast_model, save_torchscript, slow_model  # noqa: E402
@@ -15,8 +15,8 @@ from recon3d_ros.inference.loader import load_engine  # noqa: E402
 
 
 def test_fast_model_file_carries_its_config_and_depends_on_the_image(tmp_path: Path) -> None:
-    path = save_torchscript(fast_model(), tmp_path / 'fast.pt', width=32, height=24)
-    engine = load_engine(str(path), device='cpu')
+    path = save_torchscript(fast_model(), tmp_path / "fast.pt", width=32, height=24)
+    engine = load_engine(str(path), device="cpu")
     assert (engine.config.input_width, engine.config.input_height) == (32, 24)
     camera = PinholeCamera.from_fov(64, 48, 60.0)
     dark = engine.infer(np.zeros((48, 64, 3), np.uint8), camera)

@@ -69,7 +69,17 @@ def test_result_is_json_serialisable_with_baselines():
     assert set(back) == {"metric", "median", "scale_shift", "frames", "baselines"}
     assert set(back["baselines"]) == {"constant", "ground_plane"}
     assert back["baselines"]["constant"]["depth_m"] == 2.5
-    for key in ("abs_rel", "sq_rel", "rmse", "rmse_log", "mae", "mse", "delta1", "delta2", "delta3"):
+    for key in (
+        "abs_rel",
+        "sq_rel",
+        "rmse",
+        "rmse_log",
+        "mae",
+        "mse",
+        "delta1",
+        "delta2",
+        "delta3",
+    ):
         assert key in back["metric"]
 
 
@@ -78,7 +88,9 @@ def test_constant_baseline_scores():
     res = evaluate_frames(_Oracle(frames), frames, constant_depth=3.0)
     gt = np.concatenate([f.depth_m[np.isfinite(f.depth_m)] for f in frames])
     # Per-frame means averaged; both frames have the same valid count, so the pooled mean matches.
-    assert res["baselines"]["constant"]["metric"]["abs_rel"] == pytest.approx(np.mean(np.abs(3.0 - gt) / gt), rel=1e-5)
+    assert res["baselines"]["constant"]["metric"]["abs_rel"] == pytest.approx(
+        np.mean(np.abs(3.0 - gt) / gt), rel=1e-5
+    )
 
 
 def test_ground_plane_baseline_geometry():
@@ -100,12 +112,14 @@ def test_score_prediction_handles_a_constant_in_scale_shift_mode():
 
 
 def test_constant_reference_on_kinect_room():
-    """The brief's reference: a constant 2.5 m scores AbsRel 0.42 and delta1 0.33 on kinect_room."""
+    """Reference: a constant 2.5 m scores AbsRel 0.42 and delta1 0.33 on kinect_room."""
     from pathlib import Path
 
     from recon3d_ros.evaluation.dataset import load_rgbd_folder
 
-    folder = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "rgbd" / "kinect_room"
+    folder = (
+        Path(__file__).resolve().parents[2].parent / "shared" / "data" / "rgbd" / "kinect_room"
+    )
     if not folder.is_dir():
         pytest.skip(f"{folder} not present (shared evaluation data lives outside the repo)")
     frames = load_rgbd_folder(folder)

@@ -19,11 +19,15 @@ def test_colorize_marks_invalid_black_and_orders_depths():
 
 def test_panel_and_summary(tmp_path):
     gt = np.linspace(1, 4, 20 * 30, dtype=np.float32).reshape(20, 30)
-    panel = frame_panel(np.zeros((20, 30, 3), np.uint8), gt, gt * 1.1, {"abs_rel": 0.1, "delta1": 1.0}, "x")
+    panel = frame_panel(
+        np.zeros((20, 30, 3), np.uint8), gt, gt * 1.1, {"abs_rel": 0.1, "delta1": 1.0}, "x"
+    )
     assert panel.shape == (20, 120, 3)
     res = {m: {"abs_rel": 0.2, "delta1": 0.7} for m in ("metric", "median", "scale_shift")}
-    res["baselines"] = {"constant": {"metric": {"abs_rel": 0.5, "delta1": 0.3}},
-                        "ground_plane": {"metric": {"abs_rel": 0.6, "delta1": 0.2}}}
+    res["baselines"] = {
+        "constant": {"metric": {"abs_rel": 0.5, "delta1": 0.3}},
+        "ground_plane": {"metric": {"abs_rel": 0.6, "delta1": 0.2}},
+    }
     path = summary_plot([("a", res), ("b", res)], tmp_path / "s.png")
     img = cv2.imread(str(path))
     assert img is not None and img.shape[0] == 360

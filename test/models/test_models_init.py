@@ -10,11 +10,23 @@ torch = pytest.importorskip("torch")
 from recon3d_ros.core.camera import PinholeCamera  # noqa: E402
 from recon3d_ros.errors import ModelLoadError  # noqa: E402
 from recon3d_ros.inference.config import ModelConfig  # noqa: E402
-from recon3d_ros.models import DEFAULT_WEIGHTS, build_model, load_checkpoint, save_checkpoint  # noqa: E402
+from recon3d_ros.models import (  # noqa: E402
+    DEFAULT_WEIGHTS,
+    build_model,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 def _config(**kw):
-    base = dict(name="t", input_width=64, input_height=48, resize_mode="letterbox", canonical_focal=50.0, max_depth=80.0)
+    base = {
+        "name": "t",
+        "input_width": 64,
+        "input_height": 48,
+        "resize_mode": "letterbox",
+        "canonical_focal": 50.0,
+        "max_depth": 80.0,
+    }
     base.update(kw)
     return ModelConfig(**base)
 
@@ -22,7 +34,9 @@ def _config(**kw):
 def test_round_trip_keeps_weights_config_and_meta(tmp_path):
     torch.manual_seed(0)
     model = build_model("unet_small", width=0.5)
-    path = save_checkpoint(tmp_path / "m.pt", model, "unet_small", {"width": 0.5}, _config(), {"seed": 3})
+    path = save_checkpoint(
+        tmp_path / "m.pt", model, "unet_small", {"width": 0.5}, _config(), {"seed": 3}
+    )
     loaded, config, meta = load_checkpoint(path)
     assert config == _config() and meta == {"seed": 3}
     assert not loaded.training

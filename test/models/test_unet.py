@@ -44,5 +44,7 @@ def test_untrained_head_starts_at_a_sensible_depth_and_width_scales_params():
 def test_gradients_reach_the_encoder():
     net = UNetSmall(width=0.5).train()
     LogDepth(net)(torch.randn(2, 3, 32, 32)).mean().backward()
-    assert net.stem[0].weight.grad is not None and float(net.stem[0].weight.grad.abs().sum()) >= 0.0
+    assert (
+        net.stem[0].weight.grad is not None and float(net.stem[0].weight.grad.abs().sum()) >= 0.0
+    )
     assert net.head.weight.grad is not None and float(net.head.weight.grad.abs().sum()) > 0

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from recon3d_ros.core.camera import PinholeCamera
-from recon3d_ros.synth import CameraPose, Plane, Scene, Sphere, look_rotation, render_frame, render_scene
+from recon3d_ros.synth import (
+    CameraPose,
+    Plane,
+    Scene,
+    Sphere,
+    look_rotation,
+    render_frame,
+    render_scene,
+)
 from recon3d_ros.synth.render import HFOV_RANGE_DEG, camera_rays
 
 

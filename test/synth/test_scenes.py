@@ -21,7 +21,9 @@ def test_each_kind_has_a_pose_and_primitives(kind):
         shell = scene.primitives[0]
         assert isinstance(shell, RoomShell)
         lo, hi = np.asarray(shell.lo), np.asarray(shell.hi)
-        assert np.all(np.asarray(scene.pose.position) > lo) and np.all(np.asarray(scene.pose.position) < hi)
+        assert np.all(np.asarray(scene.pose.position) > lo) and np.all(
+            np.asarray(scene.pose.position) < hi
+        )
     else:
         assert scene.sky and scene.sun is not None
 

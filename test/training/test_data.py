@@ -20,7 +20,9 @@ def _raw(depth_value=2.0, fx=100.0):
 
 
 def test_target_is_log_of_canonical_depth_without_augmentation():
-    x, t, m = to_sample(_raw(2.0, 100.0), 64, 48, 50.0, 80.0, np.random.default_rng(0), Augment(enabled=False))
+    x, t, m = to_sample(
+        _raw(2.0, 100.0), 64, 48, 50.0, 80.0, np.random.default_rng(0), Augment(enabled=False)
+    )
     assert x.shape == (3, 48, 64) and t.shape == (1, 48, 64) and m.shape == (1, 48, 64)
     valid = m[0] > 0
     assert not valid[:5].any() and not valid[-3:].any() and valid[10:40].all()
@@ -32,7 +34,9 @@ def test_target_is_log_of_canonical_depth_without_augmentation():
 def test_downscaled_crop_changes_focal_and_target_consistently():
     """Resizing the view by s scales fx by s, so the canonical target changes by 1/s."""
     raw = _raw(3.0, 100.0)
-    _, t_full, m = to_sample(raw, 32, 24, 100.0, 80.0, np.random.default_rng(0), Augment(enabled=False))
+    _, t_full, m = to_sample(
+        raw, 32, 24, 100.0, 80.0, np.random.default_rng(0), Augment(enabled=False)
+    )
     # 64x48 -> cover 32x24 means a 0.5x resize: fx 50, canonical depth 3 * 100 / 50 = 6.
     assert np.exp(t_full[0][m[0] > 0]).mean() == pytest.approx(6.0, rel=1e-5)
 

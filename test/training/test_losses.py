@@ -8,7 +8,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from recon3d_ros.training.losses import depth_loss, gradient_matching_loss, l1_log_loss, silog_loss  # noqa: E402
+from recon3d_ros.training.losses import (  # noqa: E402
+    depth_loss,
+    gradient_matching_loss,
+    l1_log_loss,
+    silog_loss,
+)
 
 
 def _data():

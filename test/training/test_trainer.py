@@ -14,11 +14,24 @@ from recon3d_ros.training.trainer import TrainOptions, train  # noqa: E402
 
 
 def _opts(out, **kw):
-    base = dict(
-        out_dir=str(out), synth_size=(48, 36), crop=(32, 24), input_size=(48, 36), arch_kwargs={"width": 0.5},
-        epochs=2, epoch_size=2, batch=2, val_count=2, val_size=(48, 36), device="cpu", threads=1,
-        warmup_steps=1, seed=3, progress=False, command="test",
-    )
+    base = {
+        "out_dir": str(out),
+        "synth_size": (48, 36),
+        "crop": (32, 24),
+        "input_size": (48, 36),
+        "arch_kwargs": {"width": 0.5},
+        "epochs": 2,
+        "epoch_size": 2,
+        "batch": 2,
+        "val_count": 2,
+        "val_size": (48, 36),
+        "device": "cpu",
+        "threads": 1,
+        "warmup_steps": 1,
+        "seed": 3,
+        "progress": False,
+        "command": "test",
+    }
     base.update(kw)
     return TrainOptions(**base)
 
@@ -40,7 +53,11 @@ def test_two_steps_write_checkpoints_and_resume_continues(tmp_path):
     train(_opts(out, epochs=3, resume=True))
     model2, _, meta2 = load_checkpoint(out / "model.pt")
     assert meta2["steps"] == 3  # continued from step 2, not restarted
-    changed = any(not torch.equal(first[k], v) for k, v in model2.state_dict().items() if v.is_floating_point())
+    changed = any(
+        not torch.equal(first[k], v)
+        for k, v in model2.state_dict().items()
+        if v.is_floating_point()
+    )
     assert changed
 
 
