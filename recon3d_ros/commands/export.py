@@ -277,6 +277,7 @@ def build_tensorrt(
 
 def run(args: argparse.Namespace) -> int:
     from recon3d_ros.inference.loader import resolve_model
+    from recon3d_ros.inference.presets import PRESETS
     from recon3d_ros.inference.tensorrt_backend import _import_trt
 
     if args.opset < MIN_OPSET:
@@ -286,7 +287,9 @@ def run(args: argparse.Namespace) -> int:
     image_size = _parse_size(args.image_size)
     if args.tensorrt:
         _import_trt()  # fail before the export work when TensorRT is missing
-    source = resolve_model(args.model)
+    # A preset exports from its PyTorch weights, not from the ONNX twin the CPU loader prefers.
+    from_torch = args.model in PRESETS and not args.tensorrt
+    source = resolve_model(args.model, backend="torch" if from_torch else "auto")
     config = source.config
     if source.backend == "onnxruntime":
         if not args.tensorrt:

@@ -4,7 +4,8 @@ Conventions (REP 103 optical frame, OpenCV pixel grid): pixel centres sit on int
 coordinates, so a resize by ``s`` maps a continuous coordinate ``u`` to ``(u + 0.5) * s - 0.5``.
 That is the sampling ``cv2.resize`` performs, so intrinsics derived here stay exact for images
 resampled with OpenCV. ``binning`` and ``roi`` follow ``sensor_msgs/CameraInfo`` and
-image_geometry: ``K`` describes the full-resolution sensor; the published image is the ROI, then binned.
+image_geometry: ``K`` describes the full-resolution sensor; the published image is the ROI,
+then binned.
 """
 
 from __future__ import annotations

@@ -83,10 +83,13 @@ def image_msg_to_array(msg: Image) -> tuple[npt.NDArray, str]:
 
 
 def image_to_rgb(msg: Image) -> npt.NDArray[np.uint8]:
-    """Any colour/mono ``sensor_msgs/Image`` to ``H x W x 3`` uint8 RGB.
+    """Convert any colour/mono ``sensor_msgs/Image`` to ``H x W x 3`` uint8 RGB.
 
-    Raises:
-        EncodingError: unknown encoding, bad size/step, truncated data, or a non-colour image.
+    Raises
+    ------
+    EncodingError
+        Unknown encoding, bad size/step, truncated data, or a non-colour image.
+
     """
     arr, encoding = image_msg_to_array(msg)
     return to_rgb8(arr, encoding)
