@@ -52,6 +52,12 @@ def generate_launch_description() -> LaunchDescription:
                               description="CameraInfo of the depth image (`depth/camera_info`)"),
         DeclareLaunchArgument("points_topic", default_value="points",
                               description="PointCloud2 output (`points`)"),
+        DeclareLaunchArgument("scale_points_topic", default_value="scale/points",
+                              description="metric reference points, scale_mode sparse "
+                                          "(`scale/points`)"),
+        DeclareLaunchArgument("scale_depth_topic", default_value="scale/depth",
+                              description="metric reference depth image, scale_mode sparse "
+                                          "(`scale/depth`)"),
         DeclareLaunchArgument("log_level", default_value="info",
                               description="debug, info, warn, error or fatal"),
         DeclareLaunchArgument("use_rviz", default_value="false",
@@ -85,6 +91,8 @@ def generate_launch_description() -> LaunchDescription:
             ("depth/image", LaunchConfiguration("depth_topic")),
             ("depth/camera_info", LaunchConfiguration("depth_camera_info_topic")),
             ("points", LaunchConfiguration("points_topic")),
+            ("scale/points", LaunchConfiguration("scale_points_topic")),
+            ("scale/depth", LaunchConfiguration("scale_depth_topic")),
         ],
         ros_arguments=["--log-level", LaunchConfiguration("log_level")],
         output="screen",

@@ -154,10 +154,23 @@ def backend_for_path(path: str | Path) -> str:
         ) from None
 
 
+#: The runner keyword that sets a backend's CPU thread count (TensorRT computes on the GPU).
+CPU_THREAD_OPTIONS: dict[str, str] = {"torch": "cpu_threads", "onnxruntime": "intra_op_threads"}
+
+
 def create_runner(
-    backend: str, model_path: str | Path, config: ModelConfig, device: str, precision: str
+    backend: str,
+    model_path: str | Path,
+    config: ModelConfig,
+    device: str,
+    precision: str,
+    cpu_threads: int = 0,
 ) -> NetworkRunner:
-    """Instantiate backend ``backend`` (not yet loaded)."""
+    """Instantiate backend ``backend`` (not yet loaded); ``cpu_threads`` 0 = its default."""
+    if cpu_threads < 0:
+        raise ConfigError(
+            f"cpu_threads must be >= 0 (0 = the backend's default), got {cpu_threads}"
+        )
     try:
         target = BACKENDS[backend]
     except KeyError:
@@ -175,4 +188,7 @@ def create_runner(
             f"backend from {sorted(BACKENDS)}"
         ) from exc
     runner_cls = getattr(module, class_name)
-    return runner_cls(Path(model_path), config, device=device, precision=precision)
+    options: dict[str, int] = {}
+    if cpu_threads > 0 and backend in CPU_THREAD_OPTIONS:
+        options[CPU_THREAD_OPTIONS[backend]] = int(cpu_threads)
+    return runner_cls(Path(model_path), config, device=device, precision=precision, **options)

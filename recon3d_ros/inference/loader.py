@@ -256,16 +256,21 @@ def load_engine(
     preset: str | None = None,
     load: bool = True,
     gpu_pipeline: bool | None = None,
+    cpu_threads: int = 0,
 ) -> PipelineEngine:
     """Resolve ``model``, create its backend runner and (by default) load it.
 
     ``gpu_pipeline`` (default: on when the runner runs on CUDA and offers ``run_torch``) moves
     pre/post-processing to the GPU
     (:class:`~recon3d_ros.inference.gpu_pipeline.GpuPipelineEngine`).
+    ``cpu_threads`` > 0 sets the backend's CPU threads (torch: ``torch.set_num_threads``, which
+    is process-wide; onnxruntime: ``intra_op_num_threads``); 0 keeps the backend's default.
     The returned engine's ``backend``/``device``/``precision`` say what was actually chosen.
     """
     source = resolve_model(model, backend, config_overrides, preset, device, precision)
-    runner = create_runner(source.backend, source.path, source.config, device, precision)
+    runner = create_runner(
+        source.backend, source.path, source.config, device, precision, cpu_threads
+    )
     use_gpu = gpu_pipeline
     if use_gpu is None:
         use_gpu = runner.device.startswith("cuda") and hasattr(runner, "run_torch")

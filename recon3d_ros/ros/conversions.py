@@ -31,9 +31,10 @@ from recon3d_ros.core.encodings import (
     array_to_image_fields,
     decode_compressed,
     image_to_array,
+    to_depth_m,
     to_rgb8,
 )
-from recon3d_ros.core.pointcloud import CloudBuffer
+from recon3d_ros.core.pointcloud import CloudBuffer, cloud_to_points
 from recon3d_ros.errors import CameraModelError, EncodingError
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
     "byte_array",
     "image_to_rgb",
     "compressed_to_rgb",
+    "depth_image_to_m",
+    "cloud_msg_to_xyz",
     "image_msg_to_array",
     "camera_from_info",
     "rectified_camera_from_info",
@@ -102,6 +105,59 @@ def compressed_to_rgb(msg: CompressedImage) -> npt.NDArray[np.uint8]:
 
 
 # ---------------------------------------------------------------------------------- cameras
+def depth_image_to_m(msg: Image) -> npt.NDArray[np.float32]:
+    """Convert a 16UC1 (mm) or 32FC1 (m) depth ``sensor_msgs/Image`` to metres (NaN = none).
+
+    An empty image, a non-depth encoding, a bad size/step or truncated data raise
+    :class:`EncodingError`.
+    """
+    if msg.width == 0 or msg.height == 0:
+        raise EncodingError(f"empty depth image ({msg.width}x{msg.height})")
+    arr, encoding = image_msg_to_array(msg)
+    return to_depth_m(arr, encoding)
+
+
+def cloud_msg_to_xyz(msg: PointCloud2) -> npt.NDArray[np.float64]:
+    """Read the finite x, y, z of a ``sensor_msgs/PointCloud2`` as N x 3, by its fields.
+
+    Missing x/y/z fields, fields that do not fit ``point_step``, a ``row_step`` shorter than a
+    row, or data shorter than the declared size raise :class:`EncodingError`.
+    """
+    by_name = {f.name: f for f in msg.fields}
+    missing = [name for name in "xyz" if name not in by_name]
+    if missing:
+        raise EncodingError(
+            f"PointCloud2 has no field(s) {missing} (fields: {sorted(by_name)}); expected x, y, z"
+        )
+    xyz_fields = [by_name[name] for name in "xyz"]
+    if any(f.count != 1 for f in xyz_fields):
+        raise EncodingError("PointCloud2 fields x, y, z must have count 1")
+    if msg.width * msg.height == 0:
+        return np.empty((0, 3), np.float64)
+    row_step = int(msg.row_step) or int(msg.point_step) * int(msg.width)
+    if row_step < int(msg.point_step) * int(msg.width):
+        raise EncodingError(
+            f"PointCloud2 row_step {msg.row_step} is shorter than width {msg.width} x "
+            f"point_step {msg.point_step}"
+        )
+    try:
+        points = cloud_to_points(
+            msg.data,
+            xyz_fields,
+            msg.point_step,
+            msg.width,
+            msg.height,
+            bool(msg.is_bigendian),
+            row_step,
+        )
+    except EncodingError:
+        raise
+    except ValueError as exc:  # numpy: a field past point_step, overlapping fields
+        raise EncodingError(f"PointCloud2 field layout is inconsistent: {exc}") from exc
+    xyz = np.stack([points[name].astype(np.float64) for name in "xyz"], axis=-1).reshape(-1, 3)
+    return xyz[np.isfinite(xyz).all(axis=1)]
+
+
 def camera_from_info(info: CameraInfo) -> PinholeCamera:
     """Intrinsics of the image described by ``info`` (after its ROI and binning).
 

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
@@ -24,6 +24,7 @@ __all__ = [
     "FaultReporter",
     "build_status",
     "WARN_RATE_RATIO",
+    "scale_values",
 ]
 
 #: WARN when images arrive this many times faster than depth is published.
@@ -213,3 +214,20 @@ def build_status(
         hardware_id=hardware_id,
         values=[KeyValue(key=k, value=v) for k, v in values.items()],
     )
+
+
+def scale_values(state: Any) -> dict[str, str]:
+    """Return the diagnostic values of a :class:`~recon3d_ros.inference.scale.ScaleState`."""
+
+    def number(value: float | None) -> str:
+        return "nan" if value is None else f"{value:.6g}"
+
+    return {
+        "scale_mode": str(state.mode),
+        "scale": number(state.scale),
+        "scale_shift": number(state.shift),
+        "scale_updates": str(state.updates),
+        "scale_rejected": str(state.rejected),
+        "scale_inliers": str(state.last_inliers),
+        "scale_residual": number(state.last_residual),
+    }

@@ -4,6 +4,9 @@ Topics (relative, so launch files remap them):
 
 * in  ``image`` (sensor_msgs/Image) or ``image/compressed`` (sensor_msgs/CompressedImage,
   ``transport: compressed``) and ``camera_info``; sensor-data QoS by default.
+* in (``scale_mode: sparse``) ``scale/points`` (PointCloud2, xyz in the frame that
+  ``scale_extrinsic`` maps to the camera) and ``scale/depth`` (Image 32FC1 m / 16UC1 mm,
+  registered to the camera image): metric references for the scale of a relative model.
 * out ``depth/image`` (32FC1, metres along z, NaN invalid, the image's header),
   ``depth/camera_info`` (intrinsics of the depth image, same header), ``points``
   (organized PointCloud2, xyz or xyzrgb, frame = the image's), ``/diagnostics``.
@@ -29,6 +32,11 @@ exactly (cv2 pixel-centre convention) when ``output_width/height`` or ``output_s
 size. Caches (rectification maps, cloud rays) are keyed by the calibration, so a new resolution
 or K mid-stream just builds new ones.
 
+Metric scale (``scale_mode`` != none): the engine's output goes through
+:class:`~recon3d_ros.inference.scale.MetricScaler` before filtering. Reference callbacks only
+convert and store the newest reference; the worker hands it to the scaler, which only the worker
+touches.
+
 Bad input never stops the node: each frame that cannot be used is dropped, and its cause is
 logged once per (topic, cause), then at most every 10 s with a count, and shown in /diagnostics.
 """
@@ -44,7 +52,7 @@ from typing import Any, Union
 
 import numpy as np
 import numpy.typing as npt
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -56,17 +64,20 @@ from recon3d_ros.core.pointcloud import depth_to_cloud
 from recon3d_ros.core.rectify import rectifier_for
 from recon3d_ros.errors import CameraModelError, ConfigError, EncodingError, Recon3dError
 from recon3d_ros.inference.loader import load_engine
+from recon3d_ros.inference.scale import MetricScaler
 from recon3d_ros.ros.conversions import (
     camera_from_info,
     camera_to_info_msg,
+    cloud_msg_to_xyz,
     cloud_to_msg,
     compressed_to_rgb,
+    depth_image_to_m,
     depth_to_image_msg,
     image_to_rgb,
     rectified_camera_from_info,
     stamp_to_ns,
 )
-from recon3d_ros.ros.diagnostics import FaultReporter, FrameStats, build_status
+from recon3d_ros.ros.diagnostics import FaultReporter, FrameStats, build_status, scale_values
 from recon3d_ros.ros.params import NodeSettings, declare_all, settings_from_values
 from recon3d_ros.ros.qos import input_qos, output_qos
 from recon3d_ros.ros.sync import CameraInfoBuffer
@@ -107,13 +118,16 @@ class DepthNode(Node):
             device=s.device,
             precision=s.precision,
             config_overrides=s.config_overrides() or None,
+            cpu_threads=s.cpu_threads,
         )  # loads the network too
         self.get_logger().info(
             f"model '{s.model}' ({self.engine.config.name}, input "
             f"{self.engine.config.input_width}x{self.engine.config.input_height} "
             f"{self.engine.config.resize_mode}), backend {self.engine.backend}, device "
-            f"{self.engine.device}, precision {self.engine.precision}"
+            f"{self.engine.device}, precision {self.engine.precision}, cpu_threads "
+            f"{s.cpu_threads or 'default'}"
         )
+        self.scaler = _make_scaler(s)
 
         self._stats = FrameStats()
         self._faults = FaultReporter(self.get_logger().warning)
@@ -123,6 +137,9 @@ class DepthNode(Node):
         self._last_image_stamp: int | None = None
         self._unmatched_since: float | None = None
         self._stop = threading.Event()
+        # Newest metric references (sparse scale mode), handed to the scaler by the worker.
+        self._ref_points: npt.NDArray[np.float64] | None = None
+        self._ref_depth: npt.NDArray[np.float32] | None = None
 
         out_qos = output_qos(s.output_qos_reliability, s.output_qos_durability, s.output_qos_depth)
         self._depth_pub = self.create_publisher(Image, "depth/image", out_qos)
@@ -142,6 +159,19 @@ class DepthNode(Node):
         )
         self.image_topic = self._image_sub.topic_name
         self.info_topic = self._info_sub.topic_name
+        if s.scale_mode == "sparse":
+            self._scale_points_sub = self.create_subscription(
+                PointCloud2, "scale/points", self._on_scale_points, in_qos
+            )
+            self._scale_depth_sub = self.create_subscription(
+                Image, "scale/depth", self._on_scale_depth, in_qos
+            )
+            self.get_logger().info(
+                f"metric scale from '{self._scale_points_sub.topic_name}' and "
+                f"'{self._scale_depth_sub.topic_name}'"
+            )
+        elif s.scale_mode != "none":
+            self.get_logger().info(f"metric scale mode '{s.scale_mode}'")
         self.get_logger().info(
             f"subscribed to '{self.image_topic}' and '{self.info_topic}'; publishing "
             f"'{self._depth_pub.topic_name}', '{self._info_pub.topic_name}', "
@@ -216,6 +246,37 @@ class DepthNode(Node):
                 "messages (source restarted?)",
                 throttle_duration_sec=10.0,
             )
+
+    def _on_scale_points(self, msg: PointCloud2) -> None:
+        topic = self._scale_points_sub.topic_name
+        try:
+            points = cloud_msg_to_xyz(msg)
+        except Recon3dError as exc:
+            self._faults.report(topic, "bad reference cloud", str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - a bad message must never kill the node
+            self._faults.report(topic, "unreadable reference cloud", repr(exc))
+            return
+        with self._cond:
+            self._ref_points = points
+
+    def _on_scale_depth(self, msg: Image) -> None:
+        topic = self._scale_depth_sub.topic_name
+        try:
+            if msg.width * msg.height > self._settings.max_input_pixels:
+                raise EncodingError(
+                    f"{msg.width}x{msg.height} exceeds max_input_pixels="
+                    f"{self._settings.max_input_pixels}"
+                )
+            depth = depth_image_to_m(msg)
+        except Recon3dError as exc:
+            self._faults.report(topic, "bad reference depth", str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - a bad message must never kill the node
+            self._faults.report(topic, "unreadable reference depth", repr(exc))
+            return
+        with self._cond:
+            self._ref_depth = depth
 
     # ------------------------------------------------------------------ worker thread
     def _take_job(self) -> tuple[_Pending, CameraInfo] | None:
@@ -370,6 +431,8 @@ class DepthNode(Node):
         same_size = (out_w, out_h) == (camera.width, camera.height)
         depth = self.engine.infer(rgb, camera, output_size=None if same_size else (out_w, out_h))
         out_camera = camera if same_size else camera.resized(out_w, out_h)
+        if self.scaler is not None:
+            depth = self._metric_scale(self.scaler, depth, out_camera)
         if s.edge_filter_threshold > 0.0:
             depth = remove_flying_pixels(depth, s.edge_filter_threshold)
         depth = _apply_depth_range(depth, s.min_depth, s.max_depth)
@@ -377,6 +440,19 @@ class DepthNode(Node):
         latency = (self.get_clock().now().nanoseconds - pending.stamp_ns) / 1e9
         timings = getattr(self.engine, "timings", None)
         self._stats.frame_published(latency, getattr(timings, "inference_ms", 0.0))
+
+    def _metric_scale(
+        self, scaler: MetricScaler, depth: npt.NDArray[np.float32], camera: PinholeCamera
+    ) -> npt.NDArray[np.float32]:
+        """Hand the newest references to the scaler (each is used once), then scale ``depth``."""
+        with self._cond:
+            points, self._ref_points = self._ref_points, None
+            reference, self._ref_depth = self._ref_depth, None
+        if points is not None:
+            scaler.set_reference_points(points)
+        if reference is not None:
+            scaler.set_reference_depth(reference)
+        return scaler.apply(depth, camera)
 
     def _publish(
         self,
@@ -423,6 +499,21 @@ class DepthNode(Node):
             faults={(t, c): n for (t, c), n in self._faults.counts().items()},
             last_fault=self._faults.last_fault,
         )
+        if self.scaler is not None:
+            state = self.scaler.state
+            status.values.extend(
+                KeyValue(key=k, value=v) for k, v in scale_values(state).items()
+            )
+            if state.scale is None and status.level == DiagnosticStatus.OK:
+                status.level = DiagnosticStatus.WARN
+                status.message = (
+                    f"no metric scale yet (scale_mode {state.mode}): depth is NaN until "
+                    + (
+                        "'scale/points' or 'scale/depth' give enough measurements"
+                        if state.mode == "sparse"
+                        else "the floor is found"
+                    )
+                )
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(array)
@@ -435,6 +526,24 @@ class DepthNode(Node):
         if self._worker.is_alive() and threading.current_thread() is not self._worker:
             self._worker.join(timeout=5.0)
         super().destroy_node()
+
+
+def _make_scaler(s: NodeSettings) -> MetricScaler | None:
+    """Build the metric scaler the parameters ask for (None for ``scale_mode: none``)."""
+    if s.scale_mode == "none":
+        return None
+    return MetricScaler(
+        s.scale_mode,  # type: ignore[arg-type]
+        scale=s.scale_factor,
+        shift=s.scale_shift,
+        camera_height=s.scale_camera_height,
+        extrinsic=s.scale_extrinsic,
+        smoothing=s.scale_smoothing,
+        max_log_jump=s.scale_max_jump,
+        patience=s.scale_patience,
+        min_points=s.scale_min_points,
+        scale_only=s.scale_only,
+    )
 
 
 def _apply_depth_range(

@@ -12,6 +12,7 @@ tolerance) are applied to the next frame by the node's on-set-parameters callbac
 
 from __future__ import annotations
 
+import array
 import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Sequence, Union
@@ -36,7 +37,7 @@ __all__ = [
     "declare_all",
 ]
 
-Value = Union[str, int, float, bool]
+Value = Union[str, int, float, bool, "list[float]"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ PRECISION_CHOICES = tuple(PRECISIONS)
 TRANSPORT_CHOICES = ("raw", "compressed")
 RELIABILITY = ("best_effort", "reliable")
 DURABILITY = ("volatile", "transient_local")
+SCALE_MODES = ("none", "fixed", "sparse", "ground")
+IDENTITY_4X4 = [1.0 if r == c else 0.0 for r in range(4) for c in range(4)]
 
 PARAMS: tuple[ParamSpec, ...] = (
     # ---------------------------------------------------------------- model
@@ -73,6 +76,13 @@ PARAMS: tuple[ParamSpec, ...] = (
         "device", "auto", "Inference device: 'auto' (GPU when available), 'cpu', 'cuda', 'cuda:1'."
     ),
     ParamSpec("precision", "fp32", "Numeric precision of the network.", choices=PRECISION_CHOICES),
+    ParamSpec(
+        "cpu_threads",
+        0,
+        "CPU threads of the backend (torch.set_num_threads, onnxruntime intra_op_num_threads); "
+        "0 = the backend's default. 1 is often fastest on a busy or small CPU.",
+        value_range=(0, 64),
+    ),
     ParamSpec(
         "input_width",
         0,
@@ -209,6 +219,68 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "output_qos_depth", 5, "History depth of the published topics.", value_range=(1, 100)
     ),
+    # ---------------------------------------------------------------- metric scale
+    ParamSpec(
+        "scale_mode",
+        "none",
+        "Metric scale of the network output (for relative models): 'none' publishes it as is; "
+        "'fixed' applies scale_factor/scale_shift in disparity; 'sparse' fits them to "
+        "'scale/points' or 'scale/depth'; 'ground' uses scale_camera_height.",
+        choices=SCALE_MODES,
+    ),
+    ParamSpec(
+        "scale_factor",
+        1.0,
+        "Fixed mode: metric disparity = scale_factor * relative disparity + scale_shift.",
+        value_range=(1e-6, 1e6),
+    ),
+    ParamSpec(
+        "scale_shift",
+        0.0,
+        "Fixed mode: shift added to the scaled disparity (1/m).",
+        value_range=(-1000.0, 1000.0),
+    ),
+    ParamSpec(
+        "scale_camera_height",
+        0.0,
+        "Ground mode: height of the camera above the floor in metres (must be > 0 there).",
+        value_range=(0.0, 100.0),
+    ),
+    ParamSpec(
+        "scale_extrinsic",
+        IDENTITY_4X4,
+        "Sparse mode: 4x4 transform (16 doubles, row-major) from the 'scale/points' frame to "
+        "the camera optical frame; [] or identity when the points are already in it.",
+    ),
+    ParamSpec(
+        "scale_smoothing",
+        0.2,
+        "EMA weight of a new scale estimate (1 = no smoothing).",
+        value_range=(0.01, 1.0),
+    ),
+    ParamSpec(
+        "scale_max_jump",
+        0.25,
+        "Largest |log| change of the scale accepted at once; bigger jumps must persist.",
+        value_range=(0.01, 10.0),
+    ),
+    ParamSpec(
+        "scale_patience",
+        5,
+        "Consecutive agreeing estimates after which a scale jump is accepted.",
+        value_range=(1, 1000),
+    ),
+    ParamSpec(
+        "scale_min_points",
+        20,
+        "Fewest valid reference measurements for a scale estimate.",
+        value_range=(2, 1_000_000),
+    ),
+    ParamSpec(
+        "scale_only",
+        False,
+        "Fit a scale only (no shift); needed when the network output is nearly constant.",
+    ),
     ParamSpec(
         "diagnostics_period",
         1.0,
@@ -223,6 +295,7 @@ _TYPE_NAMES = {
     int: "integer",
     float: "double (written with a decimal point, e.g. 1.0)",
     str: "string",
+    list: "array of doubles (e.g. [1.0, 0.0, ...])",
 }
 
 
@@ -234,6 +307,7 @@ class NodeSettings:
     backend: str
     device: str
     precision: str
+    cpu_threads: int
     input_width: int
     input_height: int
     transport: str
@@ -256,6 +330,16 @@ class NodeSettings:
     output_qos_reliability: str
     output_qos_durability: str
     output_qos_depth: int
+    scale_mode: str
+    scale_factor: float
+    scale_shift: float
+    scale_camera_height: float
+    scale_extrinsic: tuple[float, ...]
+    scale_smoothing: float
+    scale_max_jump: float
+    scale_patience: int
+    scale_min_points: int
+    scale_only: bool
     diagnostics_period: float
 
     def config_overrides(self) -> dict[str, Any]:
@@ -303,6 +387,8 @@ def descriptor_for(spec: ParamSpec) -> ParameterDescriptor:
                     step=0.0,
                 )
             ]
+    elif isinstance(spec.default, list):
+        desc.type = ParameterType.PARAMETER_DOUBLE_ARRAY
     else:
         desc.type = ParameterType.PARAMETER_STRING
     if spec.choices:
@@ -317,6 +403,8 @@ def descriptor_for(spec: ParamSpec) -> ParameterDescriptor:
 def _check(spec: ParamSpec, value: Any) -> Value:
     """Type, range and choice check of one value (rclpy checks too; this covers YAML/tests)."""
     expected = type(spec.default)
+    if expected is list:
+        return _check_matrix(spec, value)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if type(value) is not expected:
@@ -333,6 +421,31 @@ def _check(spec: ParamSpec, value: Any) -> Value:
             f"parameter '{spec.name}' = {value!r} is not one of {list(spec.choices)}"
         )
     return value
+
+
+def _check_matrix(spec: ParamSpec, value: Any) -> tuple[float, ...]:
+    """Check a 4x4 row-major transform: 16 finite numbers, last row 0 0 0 1; empty = identity."""
+    if value is None:
+        return tuple(IDENTITY_4X4)  # an empty list in a params file arrives as "not set"
+    items = list(value) if isinstance(value, (list, tuple, array.array)) else None
+    if items is not None and not items:
+        return tuple(IDENTITY_4X4)
+    numbers = [
+        float(v) for v in items or () if isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]
+    if items is None or len(numbers) != 16 or len(items) != 16:
+        raise ConfigError(
+            f"parameter '{spec.name}' must be 16 numbers (a 4x4 row-major transform) or [], "
+            f"got {value!r}"
+        )
+    if not all(math.isfinite(v) for v in numbers):
+        raise ConfigError(f"parameter '{spec.name}' has non-finite values: {numbers}")
+    if any(abs(a - b) > 1e-6 for a, b in zip(numbers[12:], (0.0, 0.0, 0.0, 1.0))):
+        raise ConfigError(
+            f"parameter '{spec.name}' must end with the row 0 0 0 1 (row-major 4x4), got "
+            f"{numbers[12:]}; was it written column-major?"
+        )
+    return tuple(numbers)
 
 
 def settings_from_values(values: Mapping[str, Any]) -> NodeSettings:
@@ -353,6 +466,10 @@ def settings_from_values(values: Mapping[str, Any]) -> NodeSettings:
         raise ConfigError(
             "parameter 'model' is empty: give a preset name such as 'default' or a model file"
         )
+    if checked["scale_mode"] == "ground" and not checked["scale_camera_height"] > 0.0:
+        raise ConfigError(
+            "scale_mode 'ground' needs scale_camera_height > 0 (metres above the floor)"
+        )
     return NodeSettings(**checked)  # type: ignore[arg-type]
 
 
@@ -367,7 +484,8 @@ def declare_all(node: Any) -> NodeSettings:
     values: dict[str, Any] = {}
     for spec in PARAMS:
         try:
-            param = node.declare_parameter(spec.name, spec.default, descriptor_for(spec))
+            default = list(spec.default) if isinstance(spec.default, list) else spec.default
+            param = node.declare_parameter(spec.name, default, descriptor_for(spec))
         except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
             raise ConfigError(
                 f"parameter '{spec.name}' rejected: {exc}; "
@@ -378,5 +496,8 @@ def declare_all(node: Any) -> NodeSettings:
                     else ""
                 )
             ) from exc
-        values[spec.name] = param.value
+        value = param.value
+        values[spec.name] = (
+            list(value) if isinstance(spec.default, list) and value is not None else value
+        )
     return settings_from_values(values)

@@ -235,3 +235,34 @@ def test_packaged_preset_runs_its_onnx_twin_on_cpu(tiny, modules, monkeypatch):
     )
     assert load_engine("shipped", device="cpu", precision="bf16").backend == "torch"
     assert load_engine("shipped", backend="torch", device="cpu").backend == "torch"
+
+
+def test_cpu_threads_reach_the_torch_and_onnxruntime_backends(tiny, modules):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    net = modules["conv"]()
+    ts = tiny.torchscript(net, "net.ts", STRETCH)
+    onnx_path = tiny.onnx(net, "net.onnx")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        engine = load_engine(str(ts), device="cpu", cpu_threads=1)
+        assert engine.backend == "torch" and torch.get_num_threads() == 1
+        assert np.isfinite(engine.infer(_image(), _camera())).all()
+        torch.set_num_threads(2)
+        load_engine(str(ts), device="cpu")  # 0 = leave torch's setting alone
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    for threads in (1, 3):
+        engine = load_engine(
+            str(onnx_path), device="cpu", cpu_threads=threads, config_overrides=STRETCH.to_dict()
+        )
+        options = engine.runner._session.get_session_options()
+        assert engine.backend == "onnxruntime" and options.intra_op_num_threads == threads
+
+
+def test_negative_cpu_threads_is_a_config_error(tiny, modules):
+    ts = tiny.torchscript(modules["constant"](), "c.ts", STRETCH)
+    with pytest.raises(ConfigError, match="cpu_threads"):
+        load_engine(str(ts), device="cpu", cpu_threads=-1)

@@ -172,3 +172,17 @@ def test_cuda_graph_path_matches_cpu(tiny, modules, precision):
     assert gpu._graphs, "a CUDA graph should have been captured for the static shape"
     x2 = _input(5)
     np.testing.assert_allclose(gpu.run(x2), cpu.run(x2), rtol=tol, atol=tol)
+
+
+def test_cpu_threads_set_torch_threads_at_load(tiny, modules):
+    path = tiny.torchscript(modules["constant"](), "c.ts")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        runner = TorchRunner(path, CONFIG, device="cpu", cpu_threads=1)
+        assert torch.get_num_threads() == 3  # nothing changes before load()
+        runner.load()
+        assert torch.get_num_threads() == 1
+        np.testing.assert_allclose(runner.run(_input()), 2.0)
+    finally:
+        torch.set_num_threads(before)

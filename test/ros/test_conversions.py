@@ -10,7 +10,13 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
+from sensor_msgs.msg import (  # noqa: E402
+    CameraInfo,
+    CompressedImage,
+    Image,
+    PointCloud2,
+    PointField,
+)
 from std_msgs.msg import Header  # noqa: E402
 
 from recon3d_ros.core.camera import PinholeCamera  # noqa: E402
@@ -19,8 +25,10 @@ from recon3d_ros.errors import CameraModelError, EncodingError  # noqa: E402
 from recon3d_ros.ros.conversions import (  # noqa: E402
     camera_from_info,
     camera_to_info_msg,
+    cloud_msg_to_xyz,
     cloud_to_msg,
     compressed_to_rgb,
+    depth_image_to_m,
     depth_to_image_msg,
     image_to_rgb,
     ns_to_stamp,
@@ -200,3 +208,109 @@ def test_rectified_camera_comes_from_p_with_roi_and_binning():
     msg.binning_x = msg.binning_y = 2
     cam = rectified_camera_from_info(msg)
     assert (cam.width, cam.height, cam.fx, cam.cx) == (40, 30, 45.0, 20.5)
+
+
+# ------------------------------------------------------------------ metric scale references
+def _depth_msg(arr: np.ndarray, encoding: str) -> Image:
+    msg = Image()
+    msg.height, msg.width = arr.shape
+    msg.encoding = encoding
+    msg.step = int(arr.strides[0])
+    msg.data = array.array("B", arr.tobytes())
+    return msg
+
+
+def test_reference_depth_16uc1_is_millimetres_with_zero_unknown():
+    mm = np.array([[0, 1500], [3000, 65535]], dtype="<u2")
+    out = depth_image_to_m(_depth_msg(mm, "16UC1"))
+    assert out.dtype == np.float32
+    assert math.isnan(out[0, 0])
+    np.testing.assert_allclose(out[[0, 1, 1], [1, 0, 1]], [1.5, 3.0, 65.535], rtol=1e-6)
+
+
+def test_reference_depth_32fc1_is_metres_and_non_positive_is_unknown():
+    m = np.array([[2.5, 0.0, -1.0, np.inf]], dtype="<f4")
+    out = depth_image_to_m(_depth_msg(m, "32FC1"))
+    assert out[0, 0] == pytest.approx(2.5)
+    assert np.isnan(out[0, 1:]).all()
+
+
+def test_reference_depth_rejects_colour_and_empty_images():
+    colour = _depth_msg(np.zeros((2, 6), np.uint8), "rgb8")
+    colour.width = 2
+    with pytest.raises(EncodingError, match="depth encoding"):
+        depth_image_to_m(colour)
+    empty = _depth_msg(np.zeros((1, 4), "<f4"), "32FC1")
+    empty.height = 0
+    with pytest.raises(EncodingError, match="empty"):
+        depth_image_to_m(empty)
+
+
+def _cloud_msg(records: np.ndarray, width: int, height: int, row_pad: int = 0) -> PointCloud2:
+    """Build a PointCloud2 from a structured array, field by field (rows padded by row_pad)."""
+    codes = {np.dtype("<f4"): PointField.FLOAT32, np.dtype("<f8"): PointField.FLOAT64,
+             np.dtype("<u2"): PointField.UINT16}
+    msg = PointCloud2()
+    msg.height, msg.width = height, width
+    msg.point_step = records.dtype.itemsize
+    msg.row_step = msg.point_step * width + row_pad
+    for name in records.dtype.names:
+        dt, offset = records.dtype.fields[name][:2]
+        msg.fields.append(PointField(name=name, offset=offset, datatype=codes[dt], count=1))
+    rows = records.reshape(height, width).view(np.uint8).reshape(height, -1)
+    padded = np.concatenate([rows, np.full((height, row_pad), 0xAB, np.uint8)], axis=1)
+    msg.data = array.array("B", padded.tobytes())
+    return msg
+
+
+def _xyz_records(points: np.ndarray) -> np.ndarray:
+    # intensity before x and a float64 z: the reader must go by the declared offsets and types.
+    dtype = np.dtype({"names": ["intensity", "x", "y", "z"],
+                      "formats": ["<u2", "<f4", "<f4", "<f8"],
+                      "offsets": [0, 4, 8, 16], "itemsize": 32})
+    rec = np.zeros(len(points), dtype)
+    rec["intensity"] = 7
+    rec["x"], rec["y"], rec["z"] = points[:, 0], points[:, 1], points[:, 2]
+    return rec
+
+
+def test_cloud_xyz_follows_offsets_types_and_row_padding_and_drops_nan():
+    pts = np.array(
+        [[0.5, -1.0, 3.0], [np.nan, 0.0, 1.0], [1.25, 2.0, 4.5], [-2.0, 0.25, 8.0],
+         [0.0, 0.0, 0.1], [9.0, 9.0, 9.0]]
+    )
+    msg = _cloud_msg(_xyz_records(pts), width=3, height=2, row_pad=5)
+    out = cloud_msg_to_xyz(msg)
+    expected = pts[np.isfinite(pts).all(axis=1)]
+    np.testing.assert_allclose(out, expected.astype(np.float32).astype(np.float64))
+    assert out.shape == (5, 3) and out.dtype == np.float64
+
+
+def test_empty_cloud_gives_no_points():
+    msg = _cloud_msg(_xyz_records(np.zeros((0, 3))), width=0, height=1)
+    assert cloud_msg_to_xyz(msg).shape == (0, 3)
+
+
+def test_malformed_clouds_raise_encoding_errors():
+    good = _cloud_msg(_xyz_records(np.ones((4, 3))), width=4, height=1)
+    no_z = _cloud_msg(_xyz_records(np.ones((4, 3))), width=4, height=1)
+    no_z.fields = [f for f in no_z.fields if f.name != "z"]
+    with pytest.raises(EncodingError, match="z"):
+        cloud_msg_to_xyz(no_z)
+    truncated = _cloud_msg(_xyz_records(np.ones((4, 3))), width=4, height=1)
+    truncated.data = array.array("B", bytes(good.data)[:50])
+    with pytest.raises(EncodingError, match="^PointCloud2 data has 50 bytes"):
+        cloud_msg_to_xyz(truncated)
+    past_step = _cloud_msg(_xyz_records(np.ones((4, 3))), width=4, height=1)
+    past_step.point_step = 12  # z sits at offset 16
+    past_step.row_step = 48
+    with pytest.raises(EncodingError):
+        cloud_msg_to_xyz(past_step)
+    short_rows = _cloud_msg(_xyz_records(np.ones((4, 3))), width=2, height=2)
+    short_rows.row_step = 10
+    with pytest.raises(EncodingError, match="row_step"):
+        cloud_msg_to_xyz(short_rows)
+    bad_type = _cloud_msg(_xyz_records(np.ones((4, 3))), width=4, height=1)
+    bad_type.fields[1].datatype = 42
+    with pytest.raises(EncodingError, match="datatype"):
+        cloud_msg_to_xyz(bad_type)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 pytest.importorskip("rclpy")
 
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 
+from recon3d_ros.core.camera import PinholeCamera  # noqa: E402
+from recon3d_ros.inference.scale import MetricScaler  # noqa: E402
 from recon3d_ros.ros.diagnostics import (  # noqa: E402
     FaultReporter,
     FrameStats,
     RateMeter,
     StatsSnapshot,
     build_status,
+    scale_values,
 )  # noqa: E402
 
 
@@ -80,3 +84,18 @@ def test_status_levels(kw, level):
     assert status.level == level
     values = {v.key: v.value for v in status.values}
     assert values["backend"] == "torch" and values["latency_p90_ms"] == "2.0"
+
+
+def test_scale_values_report_the_scalers_state_before_and_after_an_estimate():
+    scaler = MetricScaler("sparse", scale_only=True, min_points=4)
+    before = scale_values(scaler.state)
+    assert before["scale_mode"] == "sparse"
+    assert before["scale"] == "nan" and before["scale_updates"] == "0"
+    camera = PinholeCamera(8, 6, 5.0, 5.0, 3.5, 2.5)
+    scaler.set_reference_depth(np.full((6, 8), 3.0))
+    scaler.apply(np.full((6, 8), 0.5, np.float32), camera)  # relative disparity 2 everywhere
+    after = scale_values(scaler.state)
+    assert float(after["scale"]) == pytest.approx(1.0 / 6.0, rel=1e-5)  # 1/3 m^-1 = s * 2
+    assert float(after["scale_shift"]) == 0.0
+    assert after["scale_updates"] == "1" and after["scale_rejected"] == "0"
+    assert after["scale_inliers"] == "48"

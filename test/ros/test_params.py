@@ -76,6 +76,14 @@ def test_runtime_changeable_subset():
         ({"max_depth": math.nan}, "outside"),
         ({"no_such_param": 1}, "unknown"),
         ({"model": " "}, "empty"),
+        ({"cpu_threads": 65}, "outside"),
+        ({"scale_mode": "lidar"}, "not one of"),
+        ({"scale_factor": 0.0}, "outside"),
+        ({"scale_mode": "ground"}, "scale_camera_height"),
+        ({"scale_extrinsic": [1.0] * 12}, "16 numbers"),
+        ({"scale_extrinsic": [0.0] * 12 + [1.0, 2.0, 3.0, 1.0]}, "column-major"),
+        ({"scale_extrinsic": [0.0] * 15 + [math.inf]}, "non-finite"),
+        ({"scale_extrinsic": ["1"] * 16}, "16 numbers"),
     ],
 )
 def test_invalid_values_are_rejected_with_the_name(values, match):
@@ -89,3 +97,16 @@ def test_output_size_and_overrides():
     assert s.config_overrides() == {"input_width": 128}
     s = settings_from_values({"output_width": 100, "output_height": 50, "output_scale": 0.5})
     assert s.output_size(640, 480) == (100, 50)
+
+
+def test_scale_extrinsic_is_a_double_array_and_empty_means_identity():
+    assert descriptor_for(SPECS["scale_extrinsic"]).type == ParameterType.PARAMETER_DOUBLE_ARRAY
+    identity = tuple(float(r == c) for r in range(4) for c in range(4))
+    assert settings_from_values({}).scale_extrinsic == identity
+    assert settings_from_values({"scale_extrinsic": []}).scale_extrinsic == identity
+    shifted = [1, 0, 0, 0.5, 0, 1, 0, -0.25, 0, 0, 1, 2, 0, 0, 0, 1]  # ints are accepted
+    s = settings_from_values({"scale_extrinsic": shifted, "scale_mode": "sparse"})
+    assert s.scale_extrinsic[3] == 0.5 and s.scale_extrinsic[11] == 2.0
+    assert all(type(v) is float for v in s.scale_extrinsic)
+    ground = settings_from_values({"scale_mode": "ground", "scale_camera_height": 1.2})
+    assert ground.scale_camera_height == 1.2
