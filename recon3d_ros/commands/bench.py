@@ -57,6 +57,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--encoding", default="rgb8", choices=ENCODINGS, help="incoming image encoding"
     )
     parser.add_argument(
+        "--input-width",
+        type=int,
+        default=0,
+        help="network input width, as the node's input_width (default: the model's own)",
+    )
+    parser.add_argument(
+        "--input-height",
+        type=int,
+        default=0,
+        help="network input height, as the node's input_height (default: the model's own)",
+    )
+    parser.add_argument(
         "--iterations", type=int, default=50, help="timed frames (default: %(default)s)"
     )
     parser.add_argument(
@@ -196,7 +208,14 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     if args.width < 8 or args.height < 8 or args.iterations < 1 or args.warmup < 0:
         raise ConfigError("need --width/--height >= 8, --iterations >= 1 and --warmup >= 0")
     torch_threads = _set_torch_threads(args.threads)
-    engine = load_engine(args.model, args.backend, args.device, args.precision)
+    overrides = {
+        key: value
+        for key, value in (("input_width", args.input_width), ("input_height", args.input_height))
+        if value > 0
+    }
+    engine = load_engine(
+        args.model, args.backend, args.device, args.precision, config_overrides=overrides or None
+    )
     camera = PinholeCamera.from_fov(args.width, args.height, 60.0, frame_id="camera_optical_frame")
     rgb_in = synthetic_pattern(args.width, args.height)
     header = Header(stamp=conversions.ns_to_stamp(time.time_ns()), frame_id=camera.frame_id)

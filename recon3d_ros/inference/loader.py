@@ -174,6 +174,7 @@ def resolve_model(
 
     For a packaged preset with ``backend="auto"`` and fp32 on a CPU, its shipped ONNX export is
     chosen (onnxruntime) when it was exported from the same weights; otherwise the torch file.
+    Naming ``onnxruntime`` or ``tensorrt`` for such a preset picks its ONNX export.
     """
     text = str(model).strip()
     if not text:
@@ -188,6 +189,11 @@ def resolve_model(
         path = _preset_file(chosen)
         if backend == "auto" and precision == "fp32":
             path = cpu_onnx_twin(path, chosen.packaged_onnx_path(), device) or path
+        elif backend in ("onnxruntime", "tensorrt"):
+            # Asked for an ONNX backend by name: the preset's shipped export, if it has one.
+            onnx_path = chosen.packaged_onnx_path()
+            if onnx_path is not None and onnx_path.is_file():
+                path = onnx_path
     else:
         path = Path(text).expanduser()
         if not path.exists():

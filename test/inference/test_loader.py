@@ -235,6 +235,8 @@ def test_packaged_preset_runs_its_onnx_twin_on_cpu(tiny, modules, monkeypatch):
     )
     assert load_engine("shipped", device="cpu", precision="bf16").backend == "torch"
     assert load_engine("shipped", backend="torch", device="cpu").backend == "torch"
+    named = load_engine("shipped", backend="onnxruntime", device="cpu")
+    assert named.backend == "onnxruntime" and named.runner.model_path == onnx_path
 
 
 def test_cpu_threads_reach_the_torch_and_onnxruntime_backends(tiny, modules):
