@@ -471,14 +471,8 @@ class DepthNode(Node):
             colour = None
             if s.cloud_color:
                 colour = _resize_rgb(rgb, camera.width, camera.height)
-            cloud = depth_to_cloud(
-                depth,
-                camera,
-                rgb=colour,
-                stride=s.cloud_stride,
-                min_depth=s.min_depth,
-                max_depth=s.max_depth,
-            )
+            # ``depth`` is already NaN outside [min_depth, max_depth] (_process): no second pass.
+            cloud = depth_to_cloud(depth, camera, rgb=colour, stride=s.cloud_stride)
             self._points_pub.publish(cloud_to_msg(cloud, header))
 
     # ------------------------------------------------------------------ diagnostics
