@@ -90,6 +90,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--lr", type=float, default=2e-3)
     opt.add_argument("--weight-decay", type=float, default=1e-4)
     opt.add_argument(
+        "--augment",
+        choices=("standard", "strong"),
+        default="standard",
+        help="augmentation: standard, or strong (wider exposure, roll, blur, noise)",
+    )
+    opt.add_argument(
         "--max-minutes",
         type=float,
         default=0.0,
@@ -135,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch,
         lr=args.lr,
         weight_decay=args.weight_decay,
+        augment=args.augment,
         seed=args.seed,
         device=args.device,
         threads=args.threads,

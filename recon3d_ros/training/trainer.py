@@ -44,6 +44,7 @@ class TrainOptions:
     batch: int = 12
     lr: float = 2e-3
     weight_decay: float = 1e-4
+    augment: str = "standard"  # "standard" or "strong" (training.data.STRONG_AUGMENT)
     warmup_steps: int = 100
     seed: int = 0
     device: str = "auto"
@@ -165,7 +166,13 @@ def train(opts: TrainOptions) -> Path:
     import torch
 
     from recon3d_ros.models import build_model, save_checkpoint
-    from recon3d_ros.training.data import Augment, FolderSource, SyntheticSource, make_batch
+    from recon3d_ros.training.data import (
+        STRONG_AUGMENT,
+        Augment,
+        FolderSource,
+        SyntheticSource,
+        make_batch,
+    )
     from recon3d_ros.training.losses import depth_loss
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -260,13 +267,19 @@ def train(opts: TrainOptions) -> Path:
         from recon3d_ros.evaluation.dataset import load_rgbd_folder
 
         eval_frames = [(Path(f).name, load_rgbd_folder(f)) for f in opts.eval_folders]
-    aug = Augment()
+    augments = {"standard": Augment(), "strong": STRONG_AUGMENT}
+    if opts.augment not in augments:
+        raise ConfigError(
+            f"unknown augmentation {opts.augment!r}; choose one of {', '.join(augments)}"
+        )
+    aug = augments[opts.augment]
     progress = _Progress(opts.progress and main)
     data_desc = {
         "synthetic": bool(opts.synthetic),
         "synth_cache": opts.synth_cache,
         "folders": list(opts.folders),
         "crop": list(opts.crop),
+        "augment": {"name": opts.augment, **asdict(aug)},
         "val": f"{opts.val_count} synthetic frames, seeds 0..{opts.val_count - 1}",
     }
     t_start = time.monotonic()

@@ -43,11 +43,20 @@ def test_train_from_folder_and_synthetic_then_resume(tmp_path):
     assert meta["seed"] == 4 and meta["steps"] == 1
     assert meta["data"]["folders"] == [str(data)] and meta["data"]["synthetic"] is True
     assert (config.input_width, config.input_height) == (48, 48)
+    assert meta["data"]["augment"]["name"] == "standard"
     rc = main(
         ["train", "--data", str(data), "--epochs", "2", "--out", str(out), "--resume", *TINY]
     )
     assert rc == 0
     assert load_checkpoint(out / "model.pt")[2]["steps"] == 2
+
+
+def test_strong_augmentation_is_recorded_in_the_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    rc = main(["train", "--epochs", "1", "--out", str(out), "--augment", "strong", *TINY])
+    assert rc == 0
+    recorded = load_checkpoint(out / "model.pt")[2]["data"]["augment"]
+    assert recorded["name"] == "strong" and recorded["rotate_deg"] > 0
 
 
 def test_folder_only_training_needs_a_folder(tmp_path, capsys):

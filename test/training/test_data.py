@@ -69,3 +69,34 @@ class _FixedSource:
         rgb = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
         depth = rng.uniform(0.5, 10, (48, 64)).astype(np.float32)
         return RawSample(rgb, depth, (60.0, 60.0, 31.5, 23.5))
+
+
+def test_roll_keeps_depth_values_and_masks_what_left_the_view():
+    """A roll about the optical axis does not change z, so rotated targets are exact."""
+    rgb = np.full((48, 64, 3), 100, np.uint8)
+    depth = np.tile(np.linspace(1.0, 4.0, 64, dtype=np.float32), (48, 1))
+    raw = RawSample(rgb, depth, (60.0, 60.0, 31.5, 23.5))
+    aug = Augment(max_extra_scale=1.0, flip=0.0, letterbox=0.0, color=0.0, rotate_deg=30.0)
+    _, t, m = to_sample(raw, 64, 48, 60.0, 80.0, np.random.default_rng(4), aug)  # a 27 deg roll
+    valid = m[0] > 0
+    # The corners rotate out of the source and become invalid; the centre stays valid.
+    assert not valid.all() and valid[20:28, 28:36].all()
+    values = np.exp(t[0][valid])
+    assert values.min() >= 1.0 - 1e-5 and values.max() <= 4.0 + 1e-5
+    # The centre column's depth moved: the image really was rotated, not left as it was.
+    plain = Augment(enabled=False)
+    unrotated, _, _ = to_sample(raw, 64, 48, 60.0, 80.0, np.random.default_rng(4), plain)
+    assert not np.allclose(t[0][10:38, 20:44], unrotated[0][10:38, 20:44])
+
+
+def test_strong_augmentation_changes_exposure_more_than_standard():
+    from recon3d_ros.training.data import STRONG_AUGMENT
+
+    src = [_FixedSource()]
+
+    def spread(aug):
+        x, _, _ = make_batch(src, [1.0], 64, 32, 24, 50.0, 80.0, np.random.default_rng(2), aug)
+        return float(np.std(x.reshape(64, -1).mean(axis=1)))
+
+    assert STRONG_AUGMENT.rotate_deg > 0 and STRONG_AUGMENT.blur > 0 and STRONG_AUGMENT.noise > 0
+    assert spread(STRONG_AUGMENT) > 1.2 * spread(Augment())

@@ -66,3 +66,5 @@ def test_resume_without_state_and_empty_data_are_config_errors(tmp_path):
         train(_opts(tmp_path / "fresh", resume=True))
     with pytest.raises(ConfigError, match="nothing to train on"):
         train(_opts(tmp_path / "none", synthetic=False))
+    with pytest.raises(ConfigError, match="standard, strong"):
+        train(_opts(tmp_path / "aug", augment="wild"))
