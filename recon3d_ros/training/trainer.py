@@ -212,11 +212,14 @@ def train(opts: TrainOptions) -> Path:
 
     torch.manual_seed(opts.seed + rank)
     model = build_model(opts.arch, **opts.arch_kwargs).to(device)
+    init_record: dict[str, Any] | None = None
     if opts.init_from:
         from recon3d_ros.models import load_checkpoint
 
-        init_model, _, _ = load_checkpoint(opts.init_from)
+        init_model, _, init_meta = load_checkpoint(opts.init_from)
         model.load_state_dict(init_model.state_dict())
+        # Provenance chain: a fine-tuned file says what it started from, and so on back.
+        init_record = {"path": str(opts.init_from), **init_meta}
     optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     steps_per_epoch = max(1, opts.epoch_size // opts.batch)
     total_steps = steps_per_epoch * opts.epochs
@@ -297,6 +300,7 @@ def train(opts: TrainOptions) -> Path:
             f"device {device}",
             "data": {**data_desc, "synth_frames": len(sources[0]) if opts.synthetic else 0},
             "options": {k: v for k, v in asdict(opts).items() if k != "command"},
+            **({"init_from": init_record} if init_record is not None else {}),
         }
 
     net.train()

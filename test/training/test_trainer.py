@@ -61,6 +61,14 @@ def test_two_steps_write_checkpoints_and_resume_continues(tmp_path):
     assert changed
 
 
+def test_fine_tuning_records_the_checkpoint_it_started_from(tmp_path):
+    first = train(_opts(tmp_path / "a", epochs=1))
+    tuned = train(_opts(tmp_path / "b", epochs=1, init_from=str(first), seed=9))
+    _, _, meta = load_checkpoint(tuned)
+    assert meta["seed"] == 9 and "init_from" not in load_checkpoint(first)[2]
+    assert meta["init_from"]["path"] == str(first) and meta["init_from"]["seed"] == 3
+
+
 def test_resume_without_state_and_empty_data_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="resume"):
         train(_opts(tmp_path / "fresh", resume=True))
