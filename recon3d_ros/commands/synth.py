@@ -12,7 +12,6 @@ Two outputs:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from recon3d_ros.errors import ConfigError
@@ -64,22 +63,10 @@ def write_folder(
         ids.append(str(i))
     if camera is None:
         raise ConfigError("--count must be positive")
-    info = {
-        "fx": camera.fx,
-        "fy": camera.fy,
-        "cx": camera.cx,
-        "cy": camera.cy,
-        "width": width,
-        "height": height,
-        "depth_scale": 1000.0,
-        "color": "color/{i}.png",
-        "depth": "depth/{i}.png",
-        "frames": ids,
-        "note": f"recon3d synth, seeds {seed}..{seed + count - 1}, hfov {hfov} deg",
-    }
-    path = out / "intrinsics.json"
-    path.write_text(json.dumps(info, indent=1))
-    return path
+    from recon3d_ros.evaluation.dataset import write_intrinsics_json
+
+    note = f"recon3d synth, seeds {seed}..{seed + count - 1}, hfov {hfov} deg"
+    return write_intrinsics_json(out, camera, ids, "color/{i}.png", note)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,7 +8,6 @@ subscriber of the node gets, not what the node meant to send.
 from __future__ import annotations
 
 from dataclasses import dataclass
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -95,26 +94,11 @@ def write_frame_files(out: Path, frame: ReceivedFrame, near: float, far: float) 
 
 
 def write_intrinsics(out: Path, camera: PinholeCamera, names: Sequence[str]) -> Path:
-    path = out / "intrinsics.json"
-    path.write_text(
-        json.dumps(
-            {
-                "fx": camera.fx,
-                "fy": camera.fy,
-                "cx": camera.cx,
-                "cy": camera.cy,
-                "width": camera.width,
-                "height": camera.height,
-                "depth_scale": 1000.0,
-                "rgb": "rgb/{}.png",
-                "depth": "depth/{}.png",
-                "frames": list(names),
-                "note": "depth predicted by the recon3d depth node (not ground truth)",
-            },
-            indent=2,
-        )
-    )
-    return path
+    """Write the folder's ``intrinsics.json`` in the layout ``recon3d eval`` reads."""
+    from recon3d_ros.evaluation.dataset import write_intrinsics_json
+
+    note = "depth predicted by the recon3d depth node (not ground truth)"
+    return write_intrinsics_json(out, camera, names, "rgb/{i}.png", note)
 
 
 def write_cloud(path: Path, cloud_msg: Any) -> int:

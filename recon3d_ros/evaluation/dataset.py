@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -21,7 +22,7 @@ import numpy.typing as npt
 from recon3d_ros.core.camera import PinholeCamera
 from recon3d_ros.errors import DatasetError
 
-__all__ = ["RgbdFrame", "load_rgbd_folder", "project_lidar"]
+__all__ = ["RgbdFrame", "load_rgbd_folder", "project_lidar", "write_intrinsics_json"]
 
 
 @dataclass(frozen=True)
@@ -166,3 +167,28 @@ def load_rgbd_folder(path: str | Path) -> list[RgbdFrame]:
     if not frames:
         raise DatasetError(f"{info_path} lists no frames")
     return frames
+
+
+def write_intrinsics_json(
+    folder: Path, camera: PinholeCamera, frames: Sequence[str], color: str, note: str
+) -> Path:
+    """Write the ``intrinsics.json`` that :func:`load_rgbd_folder` reads (millimetre PNG depth).
+
+    ``color`` is the colour file pattern, e.g. ``"color/{i}.png"``; depth is ``depth/{i}.png``.
+    """
+    path = Path(folder) / "intrinsics.json"
+    info = {
+        "fx": camera.fx,
+        "fy": camera.fy,
+        "cx": camera.cx,
+        "cy": camera.cy,
+        "width": camera.width,
+        "height": camera.height,
+        "depth_scale": 1000.0,
+        "color": color,
+        "depth": "depth/{i}.png",
+        "frames": list(frames),
+        "note": note,
+    }
+    path.write_text(json.dumps(info, indent=1))
+    return path

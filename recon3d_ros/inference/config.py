@@ -8,6 +8,7 @@ metric depth on the image's pixel grid.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,16 @@ class ModelConfig:
             return letterbox_transform(width, height, self.input_width, self.input_height)
         return keep_aspect_transform(width, height, self.short_side, self.multiple_of)
 
+    @functools.cached_property
+    def normalisation(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """``(scale, offset)`` with ``x * scale + offset == (x / 255 - mean) / std`` per channel.
+
+        Computed once per config (a frozen dataclass), not once per frame.
+        """
+        scale = np.asarray([1.0 / (255.0 * s) for s in self.std], dtype=np.float32)
+        offset = np.asarray([-m / s for m, s in zip(self.mean, self.std)], dtype=np.float32)
+        return scale, offset
+
     def preprocess(self, rgb: npt.NDArray[np.uint8], camera: PinholeCamera) -> Preprocessed:
         """RGB uint8 H x W x 3 to a normalised 1 x 3 x h x w float32 network input."""
         if rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -149,9 +160,7 @@ class ModelConfig:
         height, width = rgb.shape[:2]
         transform = self.input_transform(width, height)
         net = transform.apply_image(rgb).astype(np.float32)
-        # Fold /255 into the normalisation: x/255 - mean)/std == x * a + b.
-        scale = np.asarray([1.0 / (255.0 * s) for s in self.std], dtype=np.float32)
-        offset = np.asarray([-m / s for m, s in zip(self.mean, self.std)], dtype=np.float32)
+        scale, offset = self.normalisation
         net = net * scale + offset
         tensor = np.ascontiguousarray(net.transpose(2, 0, 1)[None])
         return Preprocessed(tensor, transform, transform.apply_camera(camera))

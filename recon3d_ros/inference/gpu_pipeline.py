@@ -58,13 +58,10 @@ def _normalisation(
 ) -> tuple["torch.Tensor", "torch.Tensor"]:
     import torch
 
-    scale = torch.tensor(
-        [1.0 / (255.0 * s) for s in config.std], dtype=torch.float32, device=device
+    scale, offset = (
+        torch.from_numpy(a).to(device).view(1, 3, 1, 1) for a in config.normalisation
     )
-    offset = torch.tensor(
-        [-m / s for m, s in zip(config.mean, config.std)], dtype=torch.float32, device=device
-    )
-    return scale.view(1, 3, 1, 1), offset.view(1, 3, 1, 1)
+    return scale, offset
 
 
 def preprocess_torch(

@@ -490,7 +490,7 @@ class DepthNode(Node):
                 "image_topic": self.image_topic,
             },
             camera_info_topic=self.info_topic,
-            faults={(t, c): n for (t, c), n in self._faults.counts().items()},
+            faults=self._faults.counts(),
             last_fault=self._faults.last_fault,
         )
         if self.scaler is not None:

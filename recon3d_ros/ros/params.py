@@ -27,6 +27,8 @@ from rcl_interfaces.msg import (
 from recon3d_ros.errors import ConfigError
 from recon3d_ros.inference.devices import PRECISIONS
 from recon3d_ros.inference.engine import BACKENDS
+from recon3d_ros.inference.scale import SCALE_MODES
+from recon3d_ros.ros.qos import DURABILITY_CHOICES, RELIABILITY_CHOICES
 
 __all__ = [
     "ParamSpec",
@@ -53,9 +55,8 @@ class ParamSpec:
 BACKEND_CHOICES = ("auto",) + tuple(BACKENDS)
 PRECISION_CHOICES = tuple(PRECISIONS)
 TRANSPORT_CHOICES = ("raw", "compressed")
-RELIABILITY = ("best_effort", "reliable")
-DURABILITY = ("volatile", "transient_local")
-SCALE_MODES = ("none", "fixed", "sparse", "ground")
+RELIABILITY = tuple(RELIABILITY_CHOICES)
+DURABILITY = tuple(DURABILITY_CHOICES)
 IDENTITY_4X4 = [1.0 if r == c else 0.0 for r in range(4) for c in range(4)]
 
 PARAMS: tuple[ParamSpec, ...] = (

@@ -236,12 +236,3 @@ def make_batch(
         ts.append(t)
         ms.append(m)
     return np.stack(xs), np.stack(ts), np.stack(ms)
-
-
-def canonical_to_metric(
-    canonical: npt.NDArray[np.floating], fx: float, canonical_focal: float
-) -> npt.NDArray[np.float32]:
-    """Canonical-camera depth back to metres for a camera of focal ``fx``."""
-    return (np.asarray(canonical, np.float32) * np.float32(fx / canonical_focal)).astype(
-        np.float32
-    )
