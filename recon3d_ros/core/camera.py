@@ -6,6 +6,24 @@ That is the sampling ``cv2.resize`` performs, so intrinsics derived here stay ex
 resampled with OpenCV. ``binning`` and ``roi`` follow ``sensor_msgs/CameraInfo`` and
 image_geometry: ``K`` describes the full-resolution sensor; the published image is the ROI,
 then binned.
+
+A calibration read from a CameraInfo (:meth:`PinholeCamera.from_camera_info`) must describe
+something a camera can be; each check names the one thing that is wrong. ``S`` below is the
+sensor's longer side (CameraInfo ``width``/``height``, before ROI and binning):
+
+* ``K`` (and ``P``'s left 3x3) is ``[fx s cx; 0 fy cy; 0 0 1]``: ``K[8]`` is 1 and the entries
+  below the diagonal are 0 (a scaled or transposed matrix is refused, not renormalised);
+* ``1e-3 S < fx, fy < 1e3 S``: fields of view from 179.9 down to 0.06 degrees;
+* ``0.1 <= fx / fy <= 10`` (anamorphic lenses reach 2);
+* ``-width <= cx <= 2 width`` and ``-height <= cy <= 2 height``: the optical axis meets the
+  image plane at most one image size outside the sensor (shift lenses, ROI-free crops);
+* ``|s| <= 1e-3 fx``: this model has no skew term, so only a skew that moves no pixel
+  noticeably is accepted (camera_calibration and OpenCV calibrate without skew);
+* the ROI lies inside the ``width`` x ``height`` sensor;
+* ``R`` is a rotation (orthonormal to 1e-4, determinant +1), or all zeros (unset) = identity.
+
+These bounds also keep every derived value (rays, resized intrinsics, float32 casts) far from
+overflow.
 """
 
 from __future__ import annotations
@@ -19,7 +37,112 @@ import numpy.typing as npt
 
 from recon3d_ros.errors import CameraModelError
 
-__all__ = ["PinholeCamera", "ImageTransform", "letterbox_transform", "stretch_transform"]
+__all__ = [
+    "PinholeCamera", "ImageTransform", "letterbox_transform", "stretch_transform",
+    "check_camera_matrix",
+]
+
+#: ``f / S`` bounds (``S`` = the sensor's longer side): 179.9 to 0.06 degrees of view.
+FOCAL_RANGE = (1e-3, 1e3)
+#: ``fx / fy`` bounds.
+ASPECT_RANGE = (0.1, 10.0)
+#: ``cx / width`` and ``cy / height`` bounds.
+PRINCIPAL_RANGE = (-1.0, 2.0)
+#: Largest accepted ``|skew| / fx`` (the model has no skew).
+MAX_SKEW = 1e-3
+#: Tolerance of ``K[8] == 1`` and of the zeros below the diagonal.
+UNIT_TOLERANCE = 1e-6
+#: Tolerance of ``R R^T == I``.
+ROTATION_TOLERANCE = 1e-4
+
+_IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.6g}"
+
+
+def check_camera_matrix(
+    k: Sequence[float], width: int, height: int, name: str = "K"
+) -> None:
+    """Raise :class:`CameraModelError` if the 3x3 row-major ``k`` cannot be a camera matrix.
+
+    ``width``/``height`` are the full sensor's (CameraInfo's, before ROI/binning). The bounds
+    are this module's ``FOCAL_RANGE``, ``ASPECT_RANGE``, ``PRINCIPAL_RANGE`` and ``MAX_SKEW``;
+    the first violated one is reported.
+    """
+    vals = [float(v) for v in k]
+    if len(vals) != 9 or not all(math.isfinite(v) for v in vals):
+        raise CameraModelError(f"{name} must hold 9 finite numbers, got {vals}")
+    fx, skew, cx, low_yx, fy, cy, low_zx, low_zy, one = vals
+    row = 4 if name == "P" else 3  # name elements by their index in the CameraInfo field
+
+    def at(i: int) -> str:
+        return f"{name}[{i // 3 * row + i % 3}]"
+
+    if fx <= 0.0 or fy <= 0.0:
+        raise CameraModelError(
+            f"focal lengths must be positive, got fx={_fmt(fx)} fy={_fmt(fy)} in {name}; the "
+            f"camera is probably uncalibrated ({name} all zeros): calibrate it or publish a {name}"
+        )
+    if abs(one - 1.0) > UNIT_TOLERANCE:
+        raise CameraModelError(
+            f"{at(8)} is {_fmt(one)}, not 1; {name} must be [fx s cx; 0 fy cy; 0 0 1] "
+            "(a scaled matrix is not a camera matrix): fix the camera driver's calibration"
+        )
+    if max(abs(low_yx) / fy, abs(low_zx), abs(low_zy)) > UNIT_TOLERANCE:
+        raise CameraModelError(
+            f"{name} has non-zero entries below the diagonal ({at(3)}, {at(6)}, {at(7)} = "
+            f"{_fmt(low_yx)}, {_fmt(low_zx)}, {_fmt(low_zy)}); it must be [fx s cx; 0 fy cy; "
+            "0 0 1] in row-major order: is it transposed?"
+        )
+    size = max(int(width), int(height))
+    lo, hi = FOCAL_RANGE
+    for axis, f in (("fx", fx), ("fy", fy)):
+        if not lo * size < f < hi * size:
+            raise CameraModelError(
+                f"{name} focal length {axis}={_fmt(f)} is outside ({_fmt(lo * size)}, "
+                f"{_fmt(hi * size)}) = ({lo:g}, {hi:g}) x the sensor's {size} px: no lens "
+                "gives that field of view; recalibrate the camera"
+            )
+    if not ASPECT_RANGE[0] <= fx / fy <= ASPECT_RANGE[1]:
+        raise CameraModelError(
+            f"{name} pixel aspect fx/fy = {_fmt(fx)}/{_fmt(fy)} = {_fmt(fx / fy)} is outside "
+            f"[{ASPECT_RANGE[0]:g}, {ASPECT_RANGE[1]:g}]; recalibrate the camera"
+        )
+    p_lo, p_hi = PRINCIPAL_RANGE
+    for axis, c, side, label in (("cx", cx, int(width), "width"),
+                                 ("cy", cy, int(height), "height")):
+        if not p_lo * side <= c <= p_hi * side:
+            raise CameraModelError(
+                f"{name} principal point {axis}={_fmt(c)} is outside [{_fmt(p_lo * side)}, "
+                f"{_fmt(p_hi * side)}], i.e. more than one image {label} ({side} px) off the "
+                "sensor; recalibrate the camera"
+            )
+    if abs(skew) > MAX_SKEW * fx:
+        raise CameraModelError(
+            f"{name} skew {at(1)}={_fmt(skew)} exceeds {MAX_SKEW:g} x fx = "
+            f"{_fmt(MAX_SKEW * fx)}; this pinhole model has no skew term: recalibrate without "
+            "skew (the ROS camera_calibration and OpenCV defaults)"
+        )
+
+
+def _rotation(r: Sequence[float]) -> tuple[float, ...]:
+    """Normalise a row-major R: unset (empty or all zeros) and identity become ``()``."""
+    vals = tuple(float(v) for v in r)
+    if not vals or vals == _IDENTITY or all(v == 0.0 for v in vals):
+        return ()
+    if len(vals) != 9 or not all(math.isfinite(v) for v in vals):
+        raise CameraModelError(f"R must hold 9 finite numbers, got {list(vals)}")
+    m = np.array(vals, dtype=np.float64).reshape(3, 3)
+    error = float(np.abs(m @ m.T - np.eye(3)).max())
+    if error > ROTATION_TOLERANCE or np.linalg.det(m) <= 0.0:
+        raise CameraModelError(
+            f"R = {list(vals)} is not a rotation (|R R^T - I| = {error:.3g}, det = "
+            f"{np.linalg.det(m):.3g}); CameraInfo.r must be the rectification rotation "
+            "(identity for a monocular camera)"
+        )
+    return vals
 
 
 @dataclass(frozen=True)
@@ -35,8 +158,11 @@ class PinholeCamera:
     distortion_model: str = ""
     d: tuple[float, ...] = ()
     frame_id: str = ""
+    #: Rectification rotation ``R`` (CameraInfo.r, row-major); ``()`` is the identity.
+    r: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "r", _rotation(self.r))
         values = (self.fx, self.fy, self.cx, self.cy)
         if not all(math.isfinite(v) for v in values):
             raise CameraModelError(
@@ -64,21 +190,33 @@ class PinholeCamera:
         binning_y: int = 0,
         roi: tuple[int, int, int, int] | None = None,
         frame_id: str = "",
+        r: Sequence[float] = (),
+        matrix_name: str = "K",
     ) -> "PinholeCamera":
         """Build from ``CameraInfo`` fields; ``roi`` is ``(x_offset, y_offset, width, height)``.
 
         ``width``/``height`` are CameraInfo's (full sensor) size. A zero-size ROI means the full
-        image and a binning of 0 means 1, as in the message definition.
+        image and a binning of 0 means 1, as in the message definition. ``k`` and the ROI are
+        checked as the module docstring lists (:func:`check_camera_matrix`); ``matrix_name``
+        names ``k`` in the error (``"P"`` when it is P's left 3x3).
         """
         k_arr = np.asarray(k, dtype=np.float64).reshape(-1)
         if k_arr.size != 9:
             raise CameraModelError(f"K must have 9 elements, got {k_arr.size}")
+        if int(width) <= 0 or int(height) <= 0:
+            raise CameraModelError(f"image size must be positive, got {width}x{height}")
+        check_camera_matrix(k_arr, width, height, matrix_name)
         fx, cx, fy, cy = float(k_arr[0]), float(k_arr[2]), float(k_arr[4]), float(k_arr[5])
         bx = max(int(binning_x), 1)
         by = max(int(binning_y), 1)
-        x0, y0, rw, rh = roi if roi is not None else (0, 0, 0, 0)
+        x0, y0, rw, rh = (int(v) for v in (roi if roi is not None else (0, 0, 0, 0)))
         if rw == 0 or rh == 0:
             x0, y0, rw, rh = 0, 0, int(width), int(height)
+        elif x0 + rw > int(width) or y0 + rh > int(height):
+            raise CameraModelError(
+                f"ROI {rw}x{rh} at offset ({x0}, {y0}) reaches ({x0 + rw}, {y0 + rh}), outside "
+                f"the {width}x{height} sensor; the ROI must lie inside CameraInfo width/height"
+            )
         return cls(
             width=int(rw) // bx,
             height=int(rh) // by,
@@ -89,6 +227,7 @@ class PinholeCamera:
             distortion_model=distortion_model,
             d=tuple(float(v) for v in d),
             frame_id=frame_id,
+            r=tuple(float(v) for v in r),
         )
 
     @classmethod
@@ -113,6 +252,11 @@ class PinholeCamera:
     def p_row_major(self) -> list[float]:
         """3x4 projection ``[K | 0]`` for a monocular, rectified camera."""
         return [self.fx, 0.0, self.cx, 0.0, 0.0, self.fy, self.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+
+    @property
+    def rotation(self) -> npt.NDArray[np.float64]:
+        """3x3 rectification rotation ``R`` (identity unless CameraInfo.r says otherwise)."""
+        return np.array(self.r or _IDENTITY, dtype=np.float64).reshape(3, 3)
 
     @property
     def is_distorted(self) -> bool:
@@ -148,8 +292,8 @@ class PinholeCamera:
         )
 
     def undistorted(self) -> "PinholeCamera":
-        """Return this camera without distortion (what a rectified image follows)."""
-        return replace(self, distortion_model="", d=())
+        """Return this camera without distortion or rotation (what a rectified image follows)."""
+        return replace(self, distortion_model="", d=(), r=())
 
     def with_frame_id(self, frame_id: str) -> "PinholeCamera":
         return replace(self, frame_id=frame_id)

@@ -11,7 +11,10 @@ Behaves like cv_bridge's ``imgmsg_to_cv2`` / ``cv2_to_imgmsg``:
   with ``data`` as ``bytes`` (assigning ``bytes`` to a ROS message is hundreds of times faster
   than assigning a numpy array, which rclpy converts element by element).
 * :func:`decode_compressed` decodes ``sensor_msgs/CompressedImage`` payloads (jpeg, png and
-  ``compressedDepth`` png).
+  ``compressedDepth`` png). The size the payload's header declares is checked against a pixel
+  limit *before* the decoder allocates (:mod:`recon3d_ros.core.image_header`), and what the C
+  decoders print goes into the error message, not to stderr
+  (:mod:`recon3d_ros.core.native_stderr`).
 
 Encoding names follow ``sensor_msgs/image_encodings.hpp``. ROS's ``yuv422`` is UYVY byte order
 (U0 Y0 V0 Y1); ``yuv422_yuy2`` is YUYV. Bayer names give the colour of the 2x2 tile read row by
@@ -30,6 +33,8 @@ from typing import Any, Union
 import numpy as np
 import numpy.typing as npt
 
+from recon3d_ros.core.image_header import inspect_image
+from recon3d_ros.core.native_stderr import decoder_messages_captured
 from recon3d_ros.errors import EncodingError
 
 __all__ = [
@@ -371,22 +376,52 @@ def array_to_image_fields(image: npt.NDArray, encoding: str) -> ImageFields:
 # compressed_depth_image_transport's ConfigHeader: int32 format enum + float depthParam[2].
 _DEPTH_HEADER = struct.Struct("<iff")
 
+# libjpeg warnings after which it still returns an image, but one whose pixels from the damage
+# on are invented (grey fill, shifted blocks). Not "N extraneous bytes before marker" (stray
+# bytes between segments, which healthy webcams emit, pixels intact) nor "bad ICC marker".
+_INVENTED_PIXELS = re.compile(
+    r"Corrupt JPEG data: (?!\d+ extraneous bytes|bad ICC marker)|Premature end of JPEG file"
+)
 
-def _decode_bytes(payload: npt.NDArray[np.uint8], what: str) -> npt.NDArray:
+
+def _decode_bytes(payload: npt.NDArray[np.uint8], what: str, max_pixels: int) -> npt.NDArray:
+    """Decode a jpeg/png/tiff payload whose header passes the size limit; stderr kept quiet."""
     cv2 = _cv2()
     try:
-        decoded = cv2.imdecode(payload, cv2.IMREAD_UNCHANGED)
-    except cv2.error as exc:
-        raise EncodingError(f"cannot decode {what}: {exc}") from exc
-    if decoded is None:
+        header = inspect_image(payload.tobytes())
+    except EncodingError as exc:
+        raise EncodingError(f"cannot decode {what} ({payload.size} bytes): {exc}") from exc
+    if header.pixels > max_pixels:
         raise EncodingError(
-            f"cannot decode {what} ({payload.size} bytes): the payload is corrupt or not "
-            "a jpeg/png image"
+            f"{what} declares {header.width}x{header.height} = {header.pixels} pixels in its "
+            f"{header.format} header, more than the limit of {max_pixels} pixels "
+            "(max_input_pixels); rejected before decoding. A payload this small claiming this "
+            "size is corrupt or hostile; raise max_input_pixels only if the camera really "
+            "sends such images"
+        )
+    with decoder_messages_captured() as messages:
+        try:
+            decoded = cv2.imdecode(payload, cv2.IMREAD_UNCHANGED)
+        except cv2.error as exc:
+            decoded, failure = None, str(exc).strip()
+        else:
+            failure = ""
+    if decoded is None:
+        reason = "; ".join(r for r in (messages.text(), failure) if r) or (
+            "the payload is corrupt"
+        )
+        raise EncodingError(f"cannot decode {what} ({payload.size} bytes): {reason}")
+    if any(_INVENTED_PIXELS.search(line) for line in messages.lines):
+        raise EncodingError(
+            f"cannot use {what} ({payload.size} bytes): {messages.text()}; the decoder filled "
+            "the damaged part of the image with made-up pixels"
         )
     return decoded
 
 
-def decode_compressed(data: BufferLike, format: str) -> tuple[npt.NDArray, str]:  # noqa: A002
+def decode_compressed(
+    data: BufferLike, format: str, max_pixels: int = MAX_PIXELS  # noqa: A002
+) -> tuple[npt.NDArray, str]:
     """Decode a ``sensor_msgs/CompressedImage`` into ``(array, encoding)``.
 
     ``format`` is the message's field: ``"jpeg"``, ``"png"``, image_transport's
@@ -396,10 +431,18 @@ def decode_compressed(data: BufferLike, format: str) -> tuple[npt.NDArray, str]:
     one-channel data keeps the original name (e.g. ``16UC1``) when it matches. A ``32FC1``
     compressedDepth payload is dequantised to metres with NaN where no depth was coded.
 
+    The width x height the jpeg/png header declares must not exceed ``max_pixels``; this is
+    checked before anything is decoded, so a tiny payload claiming a huge image costs nothing.
+    Whatever the C decoder prints about a corrupt payload becomes part of the error message
+    instead of going to stderr. A jpeg that libjpeg decodes only by inventing pixels (bad
+    Huffman code, premature end of a segment) is rejected; its harmless warnings (stray bytes
+    between segments) are dropped and the image is used.
+
     Raises
     ------
     EncodingError
-        empty or corrupt payload, or an unsupported compression (e.g. ``rvl``).
+        empty, truncated or corrupt payload, a declared size over ``max_pixels``, a payload
+        that is not jpeg/png/tiff, or an unsupported compression (e.g. ``rvl``).
 
     """
     fmt = (format or "").strip()
@@ -409,13 +452,13 @@ def decode_compressed(data: BufferLike, format: str) -> tuple[npt.NDArray, str]:
         raise EncodingError("compressed image data is empty; the publisher sent no payload")
     lowered = fmt.lower()
     if "compresseddepth" in lowered:
-        return _decode_compressed_depth(payload, original or "16UC1", fmt)
+        return _decode_compressed_depth(payload, original or "16UC1", fmt, max_pixels)
     if "rvl" in lowered:
         raise EncodingError(
             f"compressed format {fmt!r} (RVL) is not supported; republish depth as png "
             "(compressedDepth png) or raw"
         )
-    decoded = _decode_bytes(payload, f"CompressedImage with format {fmt!r}")
+    decoded = _decode_bytes(payload, f"CompressedImage with format {fmt!r}", max_pixels)
     return _name_decoded(decoded, original)
 
 
@@ -444,7 +487,7 @@ def _name_decoded(decoded: npt.NDArray, original: str) -> tuple[npt.NDArray, str
 
 
 def _decode_compressed_depth(
-    payload: npt.NDArray[np.uint8], original: str, fmt: str
+    payload: npt.NDArray[np.uint8], original: str, fmt: str, max_pixels: int
 ) -> tuple[npt.NDArray, str]:
     if payload.size <= _DEPTH_HEADER.size:
         raise EncodingError(
@@ -452,7 +495,9 @@ def _decode_compressed_depth(
             f"{_DEPTH_HEADER.size}-byte header; the message is truncated"
         )
     _, quant_a, quant_b = _DEPTH_HEADER.unpack_from(payload[: _DEPTH_HEADER.size].tobytes())
-    decoded = _decode_bytes(payload[_DEPTH_HEADER.size:], f"compressedDepth image {fmt!r}")
+    decoded = _decode_bytes(
+        payload[_DEPTH_HEADER.size:], f"compressedDepth image {fmt!r}", max_pixels
+    )
     if decoded.ndim != 2 or decoded.dtype != _U16:
         raise EncodingError(
             f"compressedDepth image must decode to 16-bit one-channel, got {decoded.shape} "

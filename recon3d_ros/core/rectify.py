@@ -8,8 +8,11 @@ for every frame.
 Output camera: by default the **same K without distortion** (``camera.undistorted()``), i.e. the
 rectified image keeps the focal lengths and principal point and only the distortion is removed;
 corners that fall outside the source image are black (0). Pass ``output_camera`` (e.g. a
-camera built from CameraInfo's ``P``) to rectify into other intrinsics. ``R`` (stereo
-rectification rotation) is taken as identity: this is a monocular pipeline.
+camera built from CameraInfo's ``P``) to rectify into other intrinsics. The camera's ``R``
+(CameraInfo.r, the stereo rectification rotation; identity for most monocular cameras) is
+applied as image_proc and image_geometry apply it: the maps are
+``initUndistortRectifyMap(K, D, R, P)``. As in image_proc, a camera without distortion is not
+remapped at all, whatever its ``R``.
 """
 
 from __future__ import annotations
@@ -66,20 +69,25 @@ def _coefficients(camera: PinholeCamera) -> npt.NDArray[np.float64]:
 
 
 def build_maps(camera: PinholeCamera, output_camera: PinholeCamera | None = None) -> RectifyMaps:
-    """Build remap tables from ``camera``'s distorted image to ``output_camera``'s pinhole one."""
+    """Build remap tables from ``camera``'s distorted image to ``output_camera``'s pinhole one.
+
+    ``camera.r`` rotates the source rays into the rectified frame (identity when unset).
+    """
     import cv2
 
     out = camera.undistorted() if output_camera is None else output_camera.undistorted()
     d = _coefficients(camera)
     size = (out.width, out.height)
-    eye = np.eye(3)
+    rotation = camera.rotation
     try:
         if camera.distortion_model == "equidistant":
             map1, map2 = cv2.fisheye.initUndistortRectifyMap(
-                camera.k, d.reshape(4, 1), eye, out.k, size, cv2.CV_16SC2
+                camera.k, d.reshape(4, 1), rotation, out.k, size, cv2.CV_16SC2
             )
         else:
-            map1, map2 = cv2.initUndistortRectifyMap(camera.k, d, eye, out.k, size, cv2.CV_16SC2)
+            map1, map2 = cv2.initUndistortRectifyMap(
+                camera.k, d, rotation, out.k, size, cv2.CV_16SC2
+            )
     except cv2.error as exc:
         raise CameraModelError(f"cannot build rectification maps for {camera}: {exc}") from exc
     return RectifyMaps(map1=map1, map2=map2, source=camera, output=out)
@@ -126,7 +134,7 @@ _CACHE_LOCK = Lock()
 
 def _key(camera: PinholeCamera) -> tuple[Any, ...]:
     return (camera.width, camera.height, camera.fx, camera.fy, camera.cx, camera.cy,
-            camera.distortion_model, tuple(camera.d))
+            camera.distortion_model, tuple(camera.d), camera.r)
 
 
 def rectifier_for(
@@ -134,8 +142,8 @@ def rectifier_for(
 ) -> Rectifier | None:
     """Return the cached :class:`Rectifier` of ``camera``; ``None`` if it has no distortion.
 
-    The cache is keyed by size, intrinsics and distortion only (not ``frame_id``), so a stream
-    with a fixed calibration builds its maps once.
+    The cache is keyed by size, intrinsics, distortion and ``R`` only (not ``frame_id``), so a
+    stream with a fixed calibration builds its maps once.
 
     Raises
     ------

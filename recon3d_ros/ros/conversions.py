@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import array
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +28,7 @@ from std_msgs.msg import Header
 
 from recon3d_ros.core.camera import PinholeCamera
 from recon3d_ros.core.encodings import (
+    MAX_PIXELS,
     array_to_image_fields,
     decode_compressed,
     image_to_array,
@@ -98,9 +99,21 @@ def image_to_rgb(msg: Image) -> npt.NDArray[np.uint8]:
     return to_rgb8(arr, encoding)
 
 
-def compressed_to_rgb(msg: CompressedImage) -> npt.NDArray[np.uint8]:
-    """Decode a jpeg/png ``sensor_msgs/CompressedImage`` to ``H x W x 3`` uint8 RGB."""
-    arr, encoding = decode_compressed(msg.data, msg.format)
+def compressed_to_rgb(
+    msg: CompressedImage, max_pixels: int = MAX_PIXELS
+) -> npt.NDArray[np.uint8]:
+    """Decode a jpeg/png ``sensor_msgs/CompressedImage`` to ``H x W x 3`` uint8 RGB.
+
+    An image whose header declares more than ``max_pixels`` pixels is rejected before it is
+    decoded (a few-kilobyte payload can declare gigabytes).
+
+    Raises
+    ------
+    EncodingError
+        Corrupt, truncated or oversized payload, or an unsupported format.
+
+    """
+    arr, encoding = decode_compressed(msg.data, msg.format, max_pixels)
     return to_rgb8(arr, encoding)
 
 
@@ -158,11 +171,27 @@ def cloud_msg_to_xyz(msg: PointCloud2) -> npt.NDArray[np.float64]:
     return xyz[np.isfinite(xyz).all(axis=1)]
 
 
+def _geometry(info: CameraInfo) -> dict[str, Any]:
+    """Return the CameraInfo fields that place K or P on the published image."""
+    roi = info.roi
+    return {
+        "width": int(info.width),
+        "height": int(info.height),
+        "binning_x": int(info.binning_x),
+        "binning_y": int(info.binning_y),
+        "roi": (int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)),
+        "frame_id": str(info.header.frame_id),
+    }
+
+
 def camera_from_info(info: CameraInfo) -> PinholeCamera:
     """Intrinsics of the image described by ``info`` (after its ROI and binning).
 
     The intrinsics always come from ``K``; an uncalibrated camera (``K`` all zero) or a
     non-finite ``K`` raises :class:`CameraModelError` instead of guessing from the image size.
+    ``R`` is carried along (rectification uses it). The whole calibration must be one a camera
+    can have (:mod:`recon3d_ros.core.camera` lists the checks): ``K``, a set ``P``, ``R`` and
+    the ROI; the error names the first thing that is not.
     """
     k = [float(v) for v in info.k]
     if len(k) != 9 or not all(math.isfinite(v) for v in k):
@@ -175,38 +204,32 @@ def camera_from_info(info: CameraInfo) -> PinholeCamera:
     d = [float(v) for v in info.d]
     if not all(math.isfinite(v) for v in d):
         raise CameraModelError(f"CameraInfo.d must be finite, got {d}")
-    roi = info.roi
-    return PinholeCamera.from_camera_info(
-        k,
-        int(info.width),
-        int(info.height),
-        d=d,
-        distortion_model=str(info.distortion_model),
-        binning_x=int(info.binning_x),
-        binning_y=int(info.binning_y),
-        roi=(int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)),
-        frame_id=str(info.header.frame_id),
+    camera = PinholeCamera.from_camera_info(
+        k, d=d, distortion_model=str(info.distortion_model), r=[float(v) for v in info.r],
+        **_geometry(info),
     )
+    rectified_camera_from_info(info)  # a P that cannot be a camera rejects the CameraInfo too
+    return camera
 
 
 def rectified_camera_from_info(info: CameraInfo) -> PinholeCamera | None:
     """Return the rectified image's intrinsics from ``P`` (as image_proc), None if P is unset.
 
     ``P``'s left 3x3 is the camera matrix a rectified image follows; like ``K`` it refers to
-    the full sensor, so the message's ROI and binning apply to it too.
+    the full sensor, so the message's ROI and binning apply to it too. ``P`` is unset when its
+    focal lengths ``P[0]`` and ``P[5]`` are both zero (the message's default); a set ``P`` must
+    pass the same checks as ``K`` and have a finite last column, else
+    :class:`CameraModelError`.
     """
     p = [float(v) for v in info.p]
-    if len(p) != 12 or not all(math.isfinite(v) for v in p) or p[0] <= 0.0 or p[5] <= 0.0:
+    if len(p) != 12 or (p[0] == 0.0 and p[5] == 0.0):
         return None
-    roi = info.roi
+    if not all(math.isfinite(v) for v in p):
+        raise CameraModelError(f"CameraInfo.p must hold 12 finite numbers, got {p}")
     return PinholeCamera.from_camera_info(
         [p[0], p[1], p[2], p[4], p[5], p[6], p[8], p[9], p[10]],
-        int(info.width),
-        int(info.height),
-        binning_x=int(info.binning_x),
-        binning_y=int(info.binning_y),
-        roi=(int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)),
-        frame_id=str(info.header.frame_id),
+        matrix_name="P",
+        **_geometry(info),
     )
 
 

@@ -178,3 +178,63 @@ def test_from_camera_info_rejects_bad_k() -> None:
         PinholeCamera.from_camera_info([1.0, 2.0], 4, 3)
     with pytest.raises(CameraModelError, match="uncalibrated"):
         PinholeCamera.from_camera_info([0.0] * 9, 640, 480)
+
+
+# ------------------------------------------------------------------ what cannot be a camera
+def _k(fx=500.0, fy=520.0, cx=318.3, cy=241.7, skew=0.0, k8=1.0, low=(0.0, 0.0, 0.0)):
+    return [fx, skew, cx, low[0], fy, cy, low[1], low[2], k8]
+
+
+@pytest.mark.parametrize(
+    "k, roi, reason",
+    [
+        # The cases of the fuzzed CameraInfos (issue 10, item 5), each with the reason it names.
+        (_k(), (5000, 5000, 640, 480), r"ROI 640x480 at offset \(5000, 5000\).*the 640x480"),
+        (_k(), (100, 0, 600, 480), r"reaches \(700, 480\), outside"),
+        (_k(fx=1e-9), None, r"focal length fx=1e-09 is outside \(0.64, 640000\)"),
+        (_k(fx=1e300, fy=1e300), None, "focal length fx=1e\\+300 is outside"),
+        (_k(k8=0.0), None, r"K\[8\] is 0, not 1"),
+        (_k(k8=5.0), None, r"K\[8\] is 5, not 1"),
+        (_k(skew=1e6), None, r"skew K\[1\]=1e\+06 exceeds 0.001 x fx"),
+        (_k(cx=1e12), None, r"principal point cx=1e\+12 is outside \[-640, 1280\]"),
+        (_k(cy=-500.0), None, r"principal point cy=-500 is outside \[-480, 960\]"),
+        (_k(fx=5000.0, fy=100.0), None, r"pixel aspect fx/fy .* = 50 is outside \[0.1, 10\]"),
+        (_k(low=(0.0, 318.3, 241.7)), None, "below the diagonal.*transposed"),
+    ],
+)
+def test_from_camera_info_rejects_geometry_no_camera_has(k, roi, reason) -> None:
+    with np.errstate(all="raise"):  # and no numpy overflow on the way
+        with pytest.raises(CameraModelError, match=reason):
+            PinholeCamera.from_camera_info(k, 640, 480, roi=roi)
+
+
+@pytest.mark.parametrize(
+    "k, roi",
+    [
+        (_k(), (0, 0, 640, 480)),  # ROI = the whole sensor
+        (_k(), (600, 440, 40, 40)),  # ROI touching the far corner
+        (_k(fx=3.0, fy=3.0), None),  # 179 degrees across 640 px
+        (_k(fx=6e5, fy=6e5), None),  # a 0.06 degree telescope
+        (_k(cx=-300.0, cy=900.0), None),  # shift lens: axis off the sensor, within one size
+        (_k(skew=0.4), None),  # negligible skew (0.08 % of fx)
+        (_k(k8=1.0 + 1e-9, low=(1e-12, 0.0, 0.0)), None),  # float noise
+    ],
+)
+def test_from_camera_info_accepts_real_calibrations(k, roi) -> None:
+    cam = PinholeCamera.from_camera_info(k, 640, 480, roi=roi)
+    assert cam.fx == k[0] and cam.cx == k[2] - (roi[0] if roi else 0)
+
+
+def test_rotation_is_kept_normalised_and_checked() -> None:
+    rot, _ = cv2.Rodrigues(np.array([0.02, -0.03, 0.01]))
+    cam = PinholeCamera.from_camera_info(_k(), 640, 480, r=rot.reshape(-1))
+    np.testing.assert_array_equal(cam.rotation, rot)
+    assert not cam.undistorted().r  # a rectified image has no rotation left
+    identity = PinholeCamera.from_camera_info(_k(), 640, 480, r=np.eye(3).reshape(-1))
+    unset = PinholeCamera.from_camera_info(_k(), 640, 480, r=[0.0] * 9)
+    assert identity == unset == PinholeCamera.from_camera_info(_k(), 640, 480)
+    np.testing.assert_array_equal(unset.rotation, np.eye(3))
+    with pytest.raises(CameraModelError, match="not a rotation"):
+        PinholeCamera.from_camera_info(_k(), 640, 480, r=(2.0 * rot).reshape(-1))
+    with pytest.raises(CameraModelError, match="not a rotation"):  # a reflection
+        PinholeCamera.from_camera_info(_k(), 640, 480, r=np.diag([1.0, 1.0, -1.0]).reshape(-1))

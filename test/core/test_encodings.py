@@ -338,3 +338,73 @@ def test_decode_compressed_depth_32fc1_dequantises() -> None:
 def test_decode_corrupt_raises(payload: bytes) -> None:
     with pytest.raises(EncodingError):
         decode_compressed(payload, "png")
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Fail the test if anything reaches cv2.imdecode."""
+    calls: list[int] = []
+
+    def _imdecode(buf, flags):
+        calls.append(len(buf))
+        raise AssertionError(f"cv2.imdecode was called on a {len(buf)}-byte payload")
+
+    monkeypatch.setattr(cv2, "imdecode", _imdecode)
+    return calls
+
+
+@pytest.mark.parametrize("kind", ["jpeg_bomb", "png_bomb"])
+def test_decompression_bomb_is_rejected_from_its_header(bad_payloads, no_decoding, kind) -> None:
+    # 256 M pixels (768 MB decoded) from a few KB / 0.75 MB: over the default limit of 100 M.
+    payload = getattr(bad_payloads, kind)()
+    with pytest.raises(EncodingError, match=r"16000x16000 = 256000000 pixels.*limit of 100000000"):
+        decode_compressed(payload, "jpeg" if kind == "jpeg_bomb" else "png")
+    with pytest.raises(EncodingError, match="16000x16000"):
+        decode_compressed(struct.pack("<iff", 0, 1.0, 0.0) + payload, "16UC1; compressedDepth png")
+    assert no_decoding == []
+
+
+def test_size_limit_is_the_callers(bad_payloads) -> None:
+    jpg = bad_payloads.jpeg(64, 48)
+    with pytest.raises(EncodingError, match=r"64x48 = 3072 pixels.*limit of 3071"):
+        decode_compressed(jpg, "jpeg", max_pixels=3071)
+    arr, _ = decode_compressed(jpg, "jpeg", max_pixels=3072)
+    assert arr.shape == (48, 64, 3)
+
+
+def test_decoder_complaints_go_into_the_error_not_to_stderr(capfd, bad_payloads) -> None:
+    # Valid chunks and CRCs, but IDAT holds 10 of 48 rows: libpng's "Not enough image data".
+    short = bad_payloads.png(64, 48, rows=10)
+    with pytest.raises(EncodingError, match="libpng error: Not enough image data"):
+        decode_compressed(short, "png")
+    png = cv2.imencode(".png", np.full((24, 32, 3), 7, np.uint8))[1].tobytes()
+    at = png.index(b"IDAT") + 6
+    flipped = png[:at] + bytes([png[at] ^ 0xFF]) + png[at + 1:]
+    with pytest.raises(EncodingError, match="libpng error: IDAT"):
+        decode_compressed(flipped, "png")
+    with pytest.raises(EncodingError, match="truncated"):
+        decode_compressed(png[: len(png) // 2], "png")
+    jpg = bad_payloads.jpeg()
+    with pytest.raises(EncodingError, match="truncated"):
+        decode_compressed(jpg[: len(jpg) // 2], "jpeg")
+    err = capfd.readouterr().err
+    assert "libpng" not in err and "JPEG" not in err and "WARN" not in err, err
+
+
+def test_jpeg_with_invented_pixels_is_rejected_but_stray_bytes_are_not(capfd, bad_payloads):
+    jpg = bad_payloads.jpeg(64, 48)
+    clean, _ = decode_compressed(jpg, "jpeg")
+    scan = jpg.index(b"\xff\xda") + 20
+    broken = jpg[:scan] + bytes(40) + b"\xff\x00" * 8 + jpg[scan + 56:]  # zeros in the scan
+    # OpenCV alone returns an image here, grey or garbled from the damage on.
+    assert cv2.imdecode(np.frombuffer(broken, np.uint8), cv2.IMREAD_UNCHANGED) is not None
+    assert "Corrupt JPEG data" in capfd.readouterr().err  # ... and says so on stderr
+    with pytest.raises(EncodingError, match="Corrupt JPEG data: .*made-up pixels"):
+        decode_compressed(broken, "jpeg")
+    with pytest.raises(EncodingError, match="premature end of data segment"):
+        decode_compressed(bad_payloads.jpeg_bomb(width=400, height=300), "jpeg")
+    # libjpeg warns "3 extraneous bytes before marker 0xc0" but decodes every pixel.
+    sof = jpg.index(b"\xff\xc0")
+    stray, _ = decode_compressed(jpg[:sof] + b"\x00\x01\x02" + jpg[sof:], "jpeg")
+    np.testing.assert_array_equal(stray, clean)
+    assert capfd.readouterr().err == ""

@@ -103,3 +103,49 @@ def test_unknown_model_and_wrong_size_raise() -> None:
     assert rectifier is not None
     with pytest.raises(CameraModelError, match="calibration"):
         rectifier.rectify(np.zeros((H + 2, W), np.uint8))
+
+
+def _texture() -> np.ndarray:
+    """Smooth random colour texture: every remap error shows as a grey-level difference."""
+    rng = np.random.default_rng(3)
+    coarse = rng.integers(0, 256, (H // 8, W // 8, 3), dtype=np.uint8)
+    return cv2.GaussianBlur(cv2.resize(coarse, (W, H), interpolation=cv2.INTER_CUBIC), (0, 0), 2)
+
+
+# A stereo pair's left camera: R rotates it into the rectified frame and P is the new camera.
+ROTATION, _ = cv2.Rodrigues(np.array([0.03, -0.05, 0.02]))
+P_CAM = PinholeCamera(W, H, 240.0, 240.0, 150.2, 121.9)
+
+
+@pytest.mark.parametrize("model", list(CASES))
+def test_rectification_applies_r_like_opencv(model: str) -> None:
+    # image_proc / image_geometry: maps = initUndistortRectifyMap(K, D, R, P).
+    fx, fy, cx, cy = K
+    camera = PinholeCamera(W, H, fx, fy, cx, cy, model, CASES[model], r=ROTATION.reshape(-1))
+    d = np.array(CASES[model], np.float64)
+    if model == "equidistant":
+        mx, my = cv2.fisheye.initUndistortRectifyMap(
+            camera.k, d.reshape(4, 1), ROTATION, P_CAM.k, (W, H), cv2.CV_32FC1
+        )
+    else:
+        mx, my = cv2.initUndistortRectifyMap(camera.k, d, ROTATION, P_CAM.k, (W, H), cv2.CV_32FC1)
+    image = _texture()
+    expected = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    rectifier = rectifier_for(camera, P_CAM)
+    assert rectifier is not None and rectifier.camera == P_CAM
+    got = rectifier.rectify(image)
+    diff = np.abs(got.astype(np.float64) - expected)
+    # Fixed-point maps (1/32 px) against float ones: a fraction of a grey level on average.
+    assert diff.mean() < 0.3, diff.mean()
+    ignoring_r = rectifier_for(camera.__class__(**{**camera.__dict__, "r": ()}), P_CAM)
+    assert np.abs(ignoring_r.rectify(image).astype(np.float64) - expected).mean() > 10.0
+
+
+def test_cache_key_includes_r() -> None:
+    clear_rectifier_cache()
+    plain = rectifier_for(_camera("plumb_bob"))
+    rotated = rectifier_for(
+        PinholeCamera(W, H, *K, "plumb_bob", CASES["plumb_bob"], r=ROTATION.reshape(-1))
+    )
+    assert rotated is not plain
+    assert np.abs(rotated.maps.map1.astype(int) - plain.maps.map1).max() > 5

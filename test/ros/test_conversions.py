@@ -314,3 +314,64 @@ def test_malformed_clouds_raise_encoding_errors():
     bad_type.fields[1].datatype = 42
     with pytest.raises(EncodingError, match="datatype"):
         cloud_msg_to_xyz(bad_type)
+
+
+# ------------------------------------------------------------------ calibrations that cannot be
+def _good_info() -> CameraInfo:
+    msg = _info([500.0, 0, 318.3, 0, 520.0, 241.7, 0, 0, 1], width=640, height=480)
+    msg.r = [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0]
+    msg.p = [500.0, 0, 318.3, 0, 0, 520.0, 241.7, 0, 0, 0, 1.0, 0]
+    return msg
+
+
+def _set_roi(msg, x, y, w, h):
+    msg.roi.x_offset, msg.roi.y_offset, msg.roi.width, msg.roi.height = x, y, w, h
+
+
+@pytest.mark.parametrize(
+    "field, value, reason",
+    [
+        ("roi", (5000, 5000, 640, 480), r"ROI 640x480 at offset \(5000, 5000\)"),
+        ("k", [1e-9, 0, 318.3, 0, 520.0, 241.7, 0, 0, 1], "focal length fx=1e-09"),
+        ("k", [1e300, 0, 318.3, 0, 1e300, 241.7, 0, 0, 1], "focal length fx=1e\\+300"),
+        ("k", [500.0, 0, 318.3, 0, 520.0, 241.7, 0, 0, 0], r"K\[8\] is 0"),
+        ("k", [500.0, 0, 318.3, 0, 520.0, 241.7, 0, 0, 5], r"K\[8\] is 5"),
+        ("k", [500.0, 1e6, 318.3, 0, 520.0, 241.7, 0, 0, 1], "skew"),
+        ("k", [500.0, 0, 1e12, 0, 520.0, 241.7, 0, 0, 1], "principal point cx=1e\\+12"),
+        ("p", [500.0, 0, 318.3, 0, 0, 520.0, 241.7, 0, 0, 0, 0.0, 0], r"P\[10\] is 0"),
+        ("p", [1e300, 0, 318.3, 0, 0, 520.0, 241.7, 0, 0, 0, 1.0, 0], "P focal length"),
+        ("p", [500.0, 0, 318.3, math.nan, 0, 520.0, 241.7, 0, 0, 0, 1.0, 0], "p must hold"),
+        ("r", [1.0, 0, 0, 0, 1.0, 0, 0, 0, 3.0], "not a rotation"),
+    ],
+)
+def test_camera_from_info_rejects_a_calibration_no_camera_has(field, value, reason):
+    import warnings
+
+    msg = _good_info()
+    camera_from_info(msg)  # the unmodified message is fine
+    if field == "roi":
+        _set_roi(msg, *value)
+    else:
+        setattr(msg, field, value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. numpy's "overflow encountered"
+        with pytest.raises(CameraModelError, match=reason):
+            camera_from_info(msg)
+
+
+def test_camera_from_info_carries_r_and_unset_p_stays_unset():
+    cv2 = pytest.importorskip("cv2")
+    rot, _ = cv2.Rodrigues(np.array([0.01, 0.04, -0.02]))
+    msg = _good_info()
+    msg.r = [float(v) for v in rot.reshape(-1)]
+    np.testing.assert_allclose(camera_from_info(msg).rotation, rot)
+    msg.p = [0.0] * 12
+    assert rectified_camera_from_info(msg) is None
+    assert camera_from_info(msg).fx == 500.0
+
+
+def test_compressed_to_rgb_rejects_a_declared_size_over_the_limit(bad_payloads):
+    msg = CompressedImage(format="jpeg")
+    msg.data = array.array("B", bad_payloads.jpeg_bomb(width=400, height=300))
+    with pytest.raises(EncodingError, match=r"400x300 = 120000 pixels.*limit of 100000"):
+        compressed_to_rgb(msg, max_pixels=100_000)
