@@ -35,6 +35,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "synth": ("recon3d_ros.commands.synth", "render synthetic RGB-D frames to a folder"),
     "cloud": ("recon3d_ros.commands.cloud", "depth/RGB to a PLY point cloud or mesh"),
+    "models": (
+        "recon3d_ros.commands.models",
+        "list the model presets and their files; inspect a model file",
+    ),
 }
 
 

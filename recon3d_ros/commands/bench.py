@@ -42,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", default="default", help="preset name or model file (default: %(default)s)"
     )
+    parser.add_argument(
+        "--preset",
+        default="",
+        help="preset whose pre/post-processing describes the --model file (recon3d models)",
+    )
     parser.add_argument("--backend", default="auto", help="torch, onnxruntime, tensorrt or auto")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument(
@@ -214,7 +219,12 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         if value > 0
     }
     engine = load_engine(
-        args.model, args.backend, args.device, args.precision, config_overrides=overrides or None
+        args.model,
+        args.backend,
+        args.device,
+        args.precision,
+        config_overrides=overrides or None,
+        preset=args.preset or None,
     )
     camera = PinholeCamera.from_fov(args.width, args.height, 60.0, frame_id="camera_optical_frame")
     rgb_in = synthetic_pattern(args.width, args.height)

@@ -64,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", default="default", help="preset name or model file (default: %(default)s)"
     )
+    parser.add_argument(
+        "--preset",
+        default="",
+        help="preset whose pre/post-processing describes the --model file (recon3d models)",
+    )
     parser.add_argument("--backend", default="auto", help="auto, torch, onnxruntime, tensorrt")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument(
@@ -177,6 +182,8 @@ def run(args: argparse.Namespace) -> int:
         "cloud_stride": args.cloud_stride,
         "input_qos_reliability": "reliable",
     }
+    if args.preset:
+        params["preset"] = args.preset
     node = NodeProcess(args.model, params=params, log_path=out / "node.log").start()
     print(
         f"recon3d demo: depth node pid {node.pid} (model {args.model}), "

@@ -30,6 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", default="default", help="model file or preset (default: the packaged model)"
     )
+    parser.add_argument(
+        "--preset",
+        default="",
+        help="preset whose pre/post-processing describes the --model file (recon3d models)",
+    )
     parser.add_argument("--backend", default="auto", help="auto, torch, onnxruntime, tensorrt")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="fp32")
@@ -95,7 +100,11 @@ def run(args: argparse.Namespace) -> int:
     from recon3d_ros.inference.loader import load_engine
 
     engine = load_engine(
-        args.model, backend=args.backend, device=args.device, precision=args.precision
+        args.model,
+        backend=args.backend,
+        device=args.device,
+        precision=args.precision,
+        preset=args.preset or None,
     )
     results: dict[str, dict[str, Any]] = {}
     out_dir = Path(args.out) if args.out else None

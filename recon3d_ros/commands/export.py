@@ -32,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: %(default)s)",
     )
     parser.add_argument(
+        "--preset",
+        default="",
+        help="preset whose pre/post-processing describes the model file (recon3d models)",
+    )
+    parser.add_argument(
         "-o",
         "--output",
         type=Path,
@@ -181,8 +186,13 @@ def embed_config(out: Path, config: ModelConfig) -> Path:
         onnx.save(model, str(out))
     except ImportError:
         pass
+    from recon3d_ros.inference.tensorrt_backend import file_sha256
+
+    # The loader checks this checksum at start-up: a corrupt or swapped file is an error.
     sidecar = out.with_name(out.name + ".yaml")
-    sidecar.write_text(yaml.safe_dump({"model": data}, sort_keys=False))
+    sidecar.write_text(
+        yaml.safe_dump({"model": {**data, "sha256": file_sha256(out)}}, sort_keys=False)
+    )
     return sidecar
 
 
@@ -269,8 +279,14 @@ def build_tensorrt(
         "input_shapes": [list(s) for s in shapes],
     }
     engine_path.with_name(engine_path.name + ".json").write_text(json.dumps(record, indent=1))
+    import yaml
+
+    # The engine's sidecar: the ONNX model's config, with the engine's own checksum.
+    side = yaml.safe_load(onnx_path.with_name(onnx_path.name + ".yaml").read_text()) or {}
+    body = side["model"] if isinstance(side.get("model"), dict) else side
+    body["sha256"] = trtb.file_sha256(engine_path)
     engine_path.with_name(engine_path.name + ".yaml").write_text(
-        onnx_path.with_name(onnx_path.name + ".yaml").read_text()
+        yaml.safe_dump(side, sort_keys=False)
     )
     return engine_path
 
@@ -289,7 +305,9 @@ def run(args: argparse.Namespace) -> int:
         _import_trt()  # fail before the export work when TensorRT is missing
     # A preset exports from its PyTorch weights, not from the ONNX twin the CPU loader prefers.
     from_torch = args.model in PRESETS and not args.tensorrt
-    source = resolve_model(args.model, backend="torch" if from_torch else "auto")
+    source = resolve_model(
+        args.model, backend="torch" if from_torch else "auto", preset=args.preset or None
+    )
     config = source.config
     if source.backend == "onnxruntime":
         if not args.tensorrt:
@@ -334,10 +352,10 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         if not ok:
-            if config.resize_mode == "keep_aspect":
+            if config.fixed_input_size is None:
                 raise ModelLoadError(
                     "this model does not export with dynamic height/width, but its config "
-                    "(keep_aspect) "
+                    f"({config.resize_mode}) "
                     "feeds camera-dependent sizes; change resize_mode to stretch/letterbox first"
                 )
             dynamic = False

@@ -77,13 +77,23 @@ def preprocess_torch(
     size = (transform.content_height, transform.content_width)
     if size != (transform.src_height, transform.src_width):
         shrinking = size[0] < transform.src_height or size[1] < transform.src_width
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+        cubic = config.interpolation in ("cubic", "cubic_antialias") or (
+            config.interpolation == "area_cubic" and not shrinking
+        )
+        x = F.interpolate(
+            x,
+            size=size,
+            mode="bicubic" if cubic else "bilinear",
+            align_corners=False,
+            antialias=shrinking or config.interpolation == "cubic_antialias",
+        )
     scale, offset = _normalisation(config, x.device)
     x = x * scale + offset
     if size == (transform.dst_height, transform.dst_width):
         return x.contiguous()
-    # Padding is black in uint8 space, i.e. the normalised value of 0 (what the numpy path does).
-    canvas = offset.expand(1, 3, transform.dst_height, transform.dst_width).clone()
+    # Padding is the config's pad colour as the network sees it (what the numpy path does).
+    pad = torch.from_numpy(config.pad_value).to(x.device).view(1, 3, 1, 1)
+    canvas = pad.expand(1, 3, transform.dst_height, transform.dst_width).clone()
     rows = slice(transform.top, transform.top + size[0])
     cols = slice(transform.left, transform.left + size[1])
     canvas[:, :, rows, cols] = x
@@ -101,12 +111,12 @@ def to_metric_torch(
     if config.output_kind == "metric_depth":
         depth = out * config.depth_scale
         if config.canonical_focal is not None:
-            depth = depth * float(net_camera.fx / config.canonical_focal)
+            depth = depth * float(config.focal(net_camera) / config.canonical_focal)
     elif config.output_kind == "relative_inverse_depth":
         inv = out * config.depth_scale + config.depth_shift
         depth = torch.where(inv > 0, 1.0 / inv, nan)
     else:
-        depth = torch.where(out > 0, float(net_camera.fx * config.baseline) / out, nan)
+        depth = torch.where(out > 0, float(config.focal(net_camera) * config.baseline) / out, nan)
     invalid = ~torch.isfinite(depth) | (depth <= config.min_depth) | (depth > config.max_depth)
     return torch.where(invalid, nan, depth)
 

@@ -1,13 +1,24 @@
 """Turn the node's ``model`` parameter into a loaded :class:`PipelineEngine`.
 
 ``model`` is a file (``.pt``/``.pth``/``.ts``, ``.onnx``, ``.engine``/``.plan``) or a preset name
-(:data:`~recon3d_ros.inference.presets.PRESETS`). The model config is layered, later wins:
+(:data:`~recon3d_ros.inference.presets.PRESETS`, found in the model directories).
 
-1. the preset's config (``preset=`` or a preset name), else the config embedded in the file
-   (checkpoint ``config``, TorchScript extra file, ONNX metadata), else ``ModelConfig()``;
-2. a sidecar YAML next to the file: ``<file>.yaml`` (e.g. ``net.onnx.yaml``) or ``<stem>.yaml``;
-   only the keys it sets override;
-3. ``config_overrides`` (node parameters); ``None`` values are ignored.
+Where a model's config comes from, later wins (the one statement of this precedence; README and
+docs/GPU.md point here):
+
+1. the file's own metadata: the config embedded by ``recon3d export`` (ONNX metadata, checkpoint
+   ``config``, TorchScript extra file), else ``ModelConfig()`` defaults;
+2. the preset: the ``preset`` node parameter / ``--preset`` option, else a ``preset: NAME`` key
+   in the sidecar, else the preset named as the model (a packaged preset such as ``default``
+   adds nothing: its config is the one embedded in its file);
+3. the sidecar YAML next to the file: ``<file>.yaml`` (e.g. ``net.onnx.yaml``) or
+   ``<stem>.yaml``, flat or under ``model:``; only the keys it sets override. Besides
+   :class:`ModelConfig` fields it may hold ``preset: NAME`` and ``sha256: HEX`` (the file's
+   checksum, verified at load: a mismatch is a start-up error);
+4. node parameters (``config_overrides``, e.g. ``input_width``); ``None`` values are ignored.
+
+Then the file's inputs and outputs are read (ONNX): unset names pick the single image input and
+the depth output, and a static input shape fixes the network input size or fails here.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -30,6 +42,7 @@ from recon3d_ros.inference.presets import (
     get_preset,
     model_search_dirs,
 )
+from recon3d_ros.inference.tensorrt_backend import file_sha256
 
 __all__ = [
     "ModelSource",
@@ -38,7 +51,9 @@ __all__ = [
     "load_engine",
     "sidecar_path",
     "read_sidecar",
+    "verify_sha256",
     "BACKEND_SUFFIXES",
+    "SIDECAR_KEYS",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -49,6 +64,9 @@ BACKEND_SUFFIXES: dict[str, tuple[str, ...]] = {
     "tensorrt": (".onnx", ".engine", ".plan"),  # an .onnx is built into a cached engine
 }
 _EXPECTED_FILES = "a TorchScript/.pt checkpoint, .onnx or TensorRT engine file"
+#: Sidecar keys that are not ModelConfig fields.
+SIDECAR_KEYS = ("preset", "sha256")
+_PRESET_HOW = "node: -p preset:={name}; CLI: --preset {name}; sidecar: preset: {name}"
 
 
 @dataclass(frozen=True)
@@ -118,12 +136,31 @@ def _preset_file(preset: Preset) -> Path:
             "that file is missing; reinstall recon3d_ros (or build the weights: see docs/MODEL.md)"
         )
     dirs = ", ".join(str(d) for d in model_search_dirs())
+    names = " or ".join(repr(n) for n in preset.filenames)
     raise ModelLoadError(
-        f"preset {preset.name!r} needs the file {preset.filename!r}, not found in {dirs}. "
-        "Download it "
-        f"yourself ({preset.source}) into one of those folders, or pass its path as model and "
-        f"preset={preset.name!r}"
+        f"preset {preset.name!r} needs the file {names}, not found in {dirs} "
+        "(set RECON3D_MODEL_PATH to add folders). Download it yourself "
+        f"({preset.source}) into one of those folders, or pass its path as the model together "
+        f"with the preset ({_PRESET_HOW.format(name=preset.name)})"
     )
+
+
+def verify_sha256(path: Path, expected: str, recorded_in: Path) -> None:
+    """Raise :class:`ModelLoadError` unless ``path`` hashes to ``expected`` (hex sha256)."""
+    want = str(expected).strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", want):
+        raise ConfigError(
+            f"{recorded_in}: sha256 must be 64 hex digits (sha256sum {path.name}), got "
+            f"{expected!r}"
+        )
+    actual = file_sha256(path)
+    if actual != want:
+        raise ModelLoadError(
+            f"model file {path} is corrupt or was replaced: its sha256 is {actual}, but "
+            f"{recorded_in} records {want}. Reinstall or re-download the file (for the "
+            "packaged model: reinstall recon3d_ros), or, if you replaced it on purpose, put its "
+            f"new sha256 (sha256sum {path}) in {recorded_in}"
+        )
 
 
 def _onnx_source_hash(onnx_path: Path) -> str | None:
@@ -147,8 +184,6 @@ def cpu_onnx_twin(torch_path: Path, onnx_path: Path | None, device: str) -> Path
             return None  # on a GPU the torch path (fp16, CUDA graphs) is the faster one
     except Recon3dError:
         return None  # the runner reports device problems with the full message
-    from recon3d_ros.inference.tensorrt_backend import file_sha256
-
     if _onnx_source_hash(onnx_path) != file_sha256(torch_path):
         LOG.warning(
             "%s was not exported from %s (stale export); running the torch model. Re-export with: "
@@ -175,6 +210,8 @@ def resolve_model(
     For a packaged preset with ``backend="auto"`` and fp32 on a CPU, its shipped ONNX export is
     chosen (onnxruntime) when it was exported from the same weights; otherwise the torch file.
     Naming ``onnxruntime`` or ``tensorrt`` for such a preset picks its ONNX export.
+    ``preset`` (the node parameter / ``--preset``) applies a preset's config to the file;
+    empty means none.
     """
     text = str(model).strip()
     if not text:
@@ -184,7 +221,10 @@ def resolve_model(
     chosen: Preset | None = get_preset(preset) if preset else None
     if text in PRESETS and not Path(text).expanduser().is_file():
         if chosen is not None and chosen.name != text:
-            raise ConfigError(f"model preset {text!r} conflicts with preset={chosen.name!r}")
+            raise ConfigError(
+                f"model {text!r} is a preset, which conflicts with preset {chosen.name!r}; give "
+                "the model as a file path, or drop the preset"
+            )
         chosen = PRESETS[text]
         path = _preset_file(chosen)
         if backend == "auto" and precision == "fp32":
@@ -214,21 +254,36 @@ def resolve_model(
             "(recon3d export)"
         )
 
+    sidecar = sidecar_path(path)
+    side: dict[str, Any] = read_sidecar(sidecar) if sidecar is not None else {}
+    expected_sha = side.pop("sha256", None)
+    side_preset = side.pop("preset", None)
+    if expected_sha is not None and sidecar is not None:
+        verify_sha256(path, expected_sha, sidecar)
+    if side_preset:
+        try:
+            named = get_preset(str(side_preset))
+        except ConfigError as exc:
+            raise ConfigError(f"{sidecar}: {exc}") from exc
+        if chosen is None:
+            chosen = named
+        elif chosen.name != named.name:
+            LOG.info(
+                "preset %s (parameter) wins over preset %s named in %s",
+                chosen.name, named.name, sidecar,
+            )
+
     layers: list[str] = []
     values: dict[str, Any] = {}
     embedded = _embedded_config(path, backend)
-    if chosen is not None and chosen.packaged is None:
-        values.update(chosen.config.to_dict())  # an explicit public preset describes the file
-        layers.append(f"preset {chosen.name}")
-    elif embedded is not None:
+    if embedded is not None:
         values.update(embedded)
         layers.append(f"embedded in {path.name}")
-    elif chosen is not None:
+    if chosen is not None and chosen.packaged is None:
         values.update(chosen.config.to_dict())
         layers.append(f"preset {chosen.name}")
-    sidecar = sidecar_path(path)
-    if sidecar is not None:
-        values.update(read_sidecar(sidecar))
+    if side:
+        values.update(side)
         layers.append(str(sidecar))
     overrides = {k: v for k, v in (config_overrides or {}).items() if v is not None}
     if overrides:
@@ -236,19 +291,28 @@ def resolve_model(
         layers.append(f"overrides {sorted(overrides)}")
     if not layers:
         LOG.warning(
-            "no model config found for %s (no embedded config, no %s.yaml): using ModelConfig() "
-            "defaults, which are probably wrong for this network",
+            "no model config found for %s (no embedded config, no preset, no %s.yaml): using "
+            "ModelConfig() defaults, which are probably wrong for this network; see `recon3d "
+            "models` for the presets",
             path,
             path.name,
         )
     if values.get("max_depth") is None and "max_depth" in values:
         values["max_depth"] = math.inf
+    origin = ", ".join(layers) or "defaults"
     try:
         config = ModelConfig.from_dict(values)
     except ConfigError as exc:
-        raise ConfigError(
-            f"model config for {path} (from {', '.join(layers) or 'defaults'}): {exc}"
-        ) from exc
+        raise ConfigError(f"model config for {path} (from {origin}): {exc}") from exc
+    if path.suffix.lower() == ".onnx":
+        from recon3d_ros.inference.onnx_backend import fit_config_to_io, inspect_onnx
+
+        io = inspect_onnx(path)
+        if io is not None:
+            explicit = {"input_width", "input_height"} & (set(side) | set(overrides))
+            config = fit_config_to_io(
+                config, io.inputs, io.outputs, path, bool(explicit), f"the config ({origin})"
+            )
     return ModelSource(path, backend, config, chosen.name if chosen else None, tuple(layers))
 
 

@@ -190,11 +190,6 @@ def check_engine_record(
     return recorded
 
 
-def _round_to(value: float, multiple: int) -> int:
-    m = max(1, multiple)
-    return max(m, int(round(value / m)) * m)
-
-
 def profile_shapes(
     config: ModelConfig,
     image_sizes: Sequence[tuple[int, int]] = (),
@@ -203,13 +198,13 @@ def profile_shapes(
 ) -> ProfileShapes:
     """Optimisation profile (min, opt, max) for the inputs ``config`` produces.
 
-    Stretch and letterbox give one fixed size. ``keep_aspect`` sizes depend on the camera: with
+    Stretch and letterbox give one fixed size. ``keep_aspect*`` sizes depend on the camera: with
     ``image_sizes`` ((width, height) of the cameras to serve) the profile spans exactly those;
     otherwise it covers landscape and portrait up to ``max_aspect``. ``static_hw`` are the ONNX
     input's fixed height/width, if any, which always win.
     """
-    if config.resize_mode != "keep_aspect":
-        h, w = config.input_height, config.input_width
+    if config.fixed_input_size is not None:
+        h, w = config.fixed_input_size
         shape: Shape = (1, 3, static_hw[0] or h, static_hw[1] or w)
         return shape, shape, shape
     if image_sizes:
@@ -222,11 +217,16 @@ def profile_shapes(
         opt: Shape = (1, 3, *sizes[0])
         hi: Shape = (1, 3, max(hs), max(ws))
     else:
-        short = _round_to(config.short_side, config.multiple_of)
-        long = _round_to(config.short_side * max_aspect, config.multiple_of)
-        lo = (1, 3, short, short)
-        opt = (1, 3, short, _round_to(config.short_side * 4 / 3, config.multiple_of))
-        hi = (1, 3, long, long)
+        # The canvas sizes of square, 4:3 and max_aspect landscape/portrait cameras.
+        base = 1000
+        probes = [(base, base), (int(base * max_aspect), base), (base, int(base * max_aspect))]
+        canvases = []
+        for width, height in probes + [(base * 4 // 3, base)]:
+            t = config.input_transform(width, height)
+            canvases.append((t.dst_height, t.dst_width))
+        lo = (1, 3, min(c[0] for c in canvases), min(c[1] for c in canvases))
+        opt = (1, 3, *canvases[-1])
+        hi = (1, 3, max(c[0] for c in canvases), max(c[1] for c in canvases))
 
     def fix(s: Shape) -> Shape:
         return (s[0], s[1], static_hw[0] or s[2], static_hw[1] or s[3])
@@ -567,11 +567,21 @@ class TensorRTRunner:
 
     @property
     def _input_name(self) -> str:
-        return self.config.input_name or self._inputs[0]
+        if self.config.input_name:
+            return self.config.input_name
+        from recon3d_ros.inference.onnx_backend import TensorInfo, pick_image_input
+
+        infos = [TensorInfo(n, (None,) * 4) for n in self._inputs]
+        return pick_image_input(infos, None, self.model_path).name
 
     @property
     def _output_name(self) -> str:
-        return self.config.output_name or self._outputs[0]
+        if self.config.output_name:
+            return self.config.output_name
+        from recon3d_ros.inference.onnx_backend import TensorInfo, pick_depth_output
+
+        infos = [TensorInfo(n, ()) for n in self._outputs]
+        return pick_depth_output(infos, None, {self.config.sky_output_name}, self.model_path).name
 
     def _dtype(self, name: str) -> "torch.dtype":
         if self._tensor_api:
@@ -618,7 +628,13 @@ class TensorRTRunner:
             ok = context.execute_async_v2(bindings, stream.cuda_stream)
         if not ok:
             raise InferenceError("TensorRT execution failed; see the TensorRT log")
-        return self._out_buffers[self._output_name].float()
+        depth = self._out_buffers[self._output_name].float()
+        sky_name = self.config.sky_output_name
+        if sky_name is not None and sky_name in self._out_buffers:
+            # Sky is not depth (REP 118: NaN); ModelConfig.sky_mask's rule, on the GPU.
+            sky = self._out_buffers[sky_name].float().reshape(depth.shape)
+            depth = depth.masked_fill(~(sky < self.config.sky_threshold), float("nan"))
+        return depth
 
     def _output_buffer(self, name: str, shape: tuple[int, ...]) -> "torch.Tensor":
         import torch

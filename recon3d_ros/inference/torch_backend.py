@@ -137,7 +137,9 @@ def read_embedded_config(path: str | Path) -> dict[str, Any] | None:
     return dict(config)
 
 
-def _select_output(out: Any, output_name: str | None) -> "torch.Tensor":
+def _select_output(
+    out: Any, output_name: str | None, sky_name: str | None = None
+) -> "torch.Tensor":
     """Networks return a tensor, a tuple (depth first) or a dict; pick the depth map."""
     if isinstance(out, dict):
         if output_name is not None:
@@ -146,7 +148,7 @@ def _select_output(out: Any, output_name: str | None) -> "torch.Tensor":
                     f"model output has no key {output_name!r}; it has {sorted(out)}"
                 )
             return out[output_name]
-        return next(iter(out.values()))
+        return next(v for k, v in out.items() if k != sky_name)
     if isinstance(out, (tuple, list)):
         return out[0]
     return out
@@ -271,8 +273,14 @@ class TorchRunner:
 
     # ------------------------------------------------------------------ running
     def _forward(self, x: "torch.Tensor") -> "torch.Tensor":
-        out = _select_output(self._module(x), self.config.output_name)
-        return out.float()
+        result = self._module(x)
+        sky_name = self.config.sky_output_name
+        out = _select_output(result, self.config.output_name, sky_name).float()
+        if sky_name is not None and isinstance(result, dict) and sky_name in result:
+            # Sky is not depth (REP 118: NaN); ModelConfig.sky_mask's rule, on the device.
+            sky = result[sky_name].float().reshape(out.shape)
+            out = out.masked_fill(~(sky < self.config.sky_threshold), float("nan"))
+        return out
 
     def _capture(self, x: "torch.Tensor") -> _CapturedGraph | None:
         """Record one forward pass as a CUDA graph (after a warm-up on a side stream)."""

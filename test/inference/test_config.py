@@ -141,3 +141,110 @@ def test_dict_round_trip_and_yaml_sidecar(tmp_path):
     path.write_text("- not a mapping\n")
     with pytest.raises(ConfigError):
         load_config_yaml(path)
+
+
+# ----------------------------------------------------------------------------- upstream knobs
+def test_input_range_leaves_normalisation_to_the_graph():
+    rgb = np.full((4, 4, 3), (255, 51, 0), dtype=np.uint8)
+    cam = PinholeCamera(4, 4, 3.0, 3.0, 1.5, 1.5)
+    unit = ModelConfig(input_width=4, input_height=4, input_range="0-1").preprocess(rgb, cam)
+    np.testing.assert_allclose(unit.tensor[0, :, 0, 0], [1.0, 0.2, 0.0], rtol=1e-6)
+    byte = ModelConfig(input_width=4, input_height=4, input_range="0-255").preprocess(rgb, cam)
+    np.testing.assert_array_equal(byte.tensor[0, :, 0, 0], [255.0, 51.0, 0.0])
+
+
+def test_letterbox_pads_with_the_pad_colour_in_the_graphs_units():
+    # 8x4 into 8x8: rows 2..5 hold the image; the rest is the pad colour (uint8 canvas: rounded).
+    cfg = ModelConfig(
+        input_width=8, input_height=8, resize_mode="letterbox", input_range="0-255",
+        pad_color=(123.675, 116.28, 103.53),
+    )
+    pre = cfg.preprocess(np.zeros((4, 8, 3), np.uint8), PinholeCamera(8, 4, 5.0, 5.0, 3.5, 1.5))
+    np.testing.assert_array_equal(pre.tensor[0, :, 0, 0], [124.0, 116.0, 104.0])
+    np.testing.assert_array_equal(pre.tensor[0, :, 4, 4], [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(cfg.pad_value, [124.0, 116.0, 104.0])
+
+
+def test_letterbox_floor_rounding_truncates_the_content_size_like_int():
+    # 1001x700 into 1064x616: scale 0.88, width 880.88 -> int 880 (round would give 881).
+    floor = ModelConfig(input_width=1064, input_height=616, resize_mode="letterbox",
+                        size_rounding="floor").input_transform(1001, 700)
+    near = ModelConfig(input_width=1064, input_height=616, resize_mode="letterbox")
+    assert (floor.content_width, floor.left) == (880, 92)
+    assert near.input_transform(1001, 700).content_width == 881
+
+
+@pytest.mark.parametrize(
+    "size, expected",
+    [((640, 480), (504, 378)), ((1920, 1080), (504, 280)), ((480, 640), (378, 504))],
+)
+def test_keep_aspect_long_matches_depth_anything_3s_rule(size, expected):
+    # DA3 input_processor: longer side 504 (round), then the nearest multiple of 14 (ties up):
+    # 1920x1080 -> 504x283.5 -> 284 -> 280.
+    cfg = ModelConfig(resize_mode="keep_aspect_long", long_side=504, multiple_of=14)
+    t = cfg.input_transform(*size)
+    assert (t.dst_width, t.dst_height) == expected
+
+
+@pytest.mark.parametrize(
+    "size, expected",
+    [((640, 480), (686, 518)), ((320, 240), (518, 392)), ((1920, 1080), (924, 518))],
+)
+def test_keep_aspect_nearest_scales_as_little_as_possible(size, expected):
+    # transformers DPT: 320x240 towards 518x518 takes the width scale (1.62, nearer 1 than 2.16).
+    cfg = ModelConfig(input_width=518, input_height=518, resize_mode="keep_aspect_nearest",
+                      multiple_of=14)
+    t = cfg.input_transform(*size)
+    assert (t.dst_width, t.dst_height) == expected
+
+
+def test_keep_aspect_never_goes_below_the_shorter_side():
+    # Resize(lower_bound): 511 rounds down to 504 < 511, so it is ceiled to 518.
+    cfg = ModelConfig(resize_mode="keep_aspect", short_side=511, multiple_of=14)
+    assert cfg.input_transform(511, 511).dst_height == 518
+
+
+def test_float_resize_keeps_cubic_overshoot_that_uint8_clips():
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[:, 4:] = 255
+    cam = PinholeCamera(8, 8, 5.0, 5.0, 3.5, 3.5)
+    kwargs = {"input_width": 20, "input_height": 20, "interpolation": "cubic",
+              "input_range": "0-255"}
+    as_float = ModelConfig(resize_dtype="float32", **kwargs).preprocess(rgb, cam).tensor
+    as_uint8 = ModelConfig(**kwargs).preprocess(rgb, cam).tensor
+    assert as_float.max() > 255.5 and as_float.min() < -0.5
+    assert as_uint8.max() == 255.0 and as_uint8.min() == 0.0
+
+
+def test_focal_rule_mean_of_fx_and_fy():
+    cfg = ModelConfig(input_width=4, input_height=2, canonical_focal=300.0,
+                      focal_rule="mean_fx_fy")
+    cam = PinholeCamera(4, 2, 600.0, 300.0, 1.5, 0.5)
+    pre = cfg.preprocess(np.zeros((2, 4, 3), np.uint8), cam)
+    depth = cfg.postprocess(np.full((2, 4), 2.0, np.float32), pre)
+    np.testing.assert_allclose(depth, 2.0 * 450.0 / 300.0, rtol=1e-6)
+
+
+def test_sky_mask_follows_depth_anything_3s_threshold():
+    cfg = ModelConfig(sky_output_name="sky", sky_threshold=0.3)
+    np.testing.assert_array_equal(
+        cfg.sky_mask(np.array([0.0, 0.29, 0.3, 0.9, np.nan])), [False, False, True, True, True]
+    )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"interpolation": "lanczos"},
+        {"input_range": "0-65535"},
+        {"focal_rule": "fy"},
+        {"resize_mode": "keep_aspect_long"},
+        {"pad_color": (0, 0, 300)},
+        {"pad_color": (0, 0)},
+        {"resize_dtype": "float16"},
+        {"multiple_of": 0},
+    ],
+)
+def test_invalid_upstream_knobs_are_rejected(bad):
+    with pytest.raises(ConfigError):
+        ModelConfig.from_dict(bad)

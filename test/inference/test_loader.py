@@ -268,3 +268,117 @@ def test_negative_cpu_threads_is_a_config_error(tiny, modules):
     ts = tiny.torchscript(modules["constant"](), "c.ts", STRETCH)
     with pytest.raises(ConfigError, match="cpu_threads"):
         load_engine(str(ts), device="cpu", cpu_threads=-1)
+
+
+# ----------------------------------------------------------------------------- precedence
+def test_config_precedence_parameters_over_sidecar_over_preset_over_file_metadata(tiny, modules):
+    """The loader's documented order: file metadata < preset < sidecar < node parameters."""
+    import json
+
+    import onnx
+
+    from recon3d_ros.inference.onnx_backend import CONFIG_METADATA_KEY
+
+    path = tiny.onnx(modules["constant"](2.0), "net.onnx", size=(256, 256))
+    model = onnx.load(str(path))
+    entry = model.metadata_props.add()
+    entry.key = CONFIG_METADATA_KEY
+    entry.value = json.dumps(
+        ModelConfig(input_width=256, input_height=256, depth_scale=7.0, max_depth=9.0).to_dict()
+    )
+    onnx.save(model, str(path))
+    assert resolve_model(str(path)).config.depth_scale == 7.0  # file metadata alone
+    # The preset (midas: relative, depth_scale 1) wins over the metadata.
+    source = resolve_model(str(path), preset="midas_v21_small")
+    assert (source.config.output_kind, source.config.depth_scale) == ("relative_inverse_depth", 1)
+    # A sidecar naming the preset is the same as the parameter; its own keys win over it.
+    sidecar = tiny.root / "net.onnx.yaml"
+    sidecar.write_text("preset: midas_v21_small\ndepth_scale: 0.5\n")
+    source = resolve_model(str(path))
+    assert source.preset == "midas_v21_small" and source.config.depth_scale == 0.5
+    assert source.config.input_range == "0-1"  # from the preset
+    # Node parameters win over everything.
+    source = resolve_model(str(path), config_overrides={"depth_scale": 0.25})
+    assert source.config.depth_scale == 0.25
+    # The preset parameter wins over the sidecar's preset key.
+    source = resolve_model(str(path), preset="depth_anything_v2_small")
+    assert source.preset == "depth_anything_v2_small"
+    np.testing.assert_allclose(
+        load_engine(str(path), device="cpu").infer(_image(), _camera()), 1.0 / (0.5 * 2.0)
+    )
+
+
+def test_sidecar_with_an_unknown_preset_names_the_sidecar(tiny, modules):
+    path = tiny.onnx(modules["constant"](), "c.onnx")
+    (tiny.root / "c.onnx.yaml").write_text("model:\n  preset: depth_anything_v9\n")
+    with pytest.raises(ConfigError) as info:
+        resolve_model(str(path))
+    assert "c.onnx.yaml" in str(info.value) and "depth_anything_v2_small" in str(info.value)
+
+
+# ----------------------------------------------------------------------------- integrity
+def _copy_packaged(tmp_path: Path, name: str) -> Path:
+    import shutil
+
+    src = PRESETS["default"].packaged_path().parent / name
+    if not src.is_file():
+        pytest.skip(f"packaged {src} not built")
+    dst = tmp_path / name
+    shutil.copy(src, dst)
+    shutil.copy(src.with_name(name + ".yaml"), dst.with_name(name + ".yaml"))
+    return dst
+
+
+def _flip_bytes(path: Path, count: int = 200) -> None:
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(3)
+    for index in rng.choice(len(data) // 2, size=count, replace=False) + len(data) // 2:
+        data[index] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("name", ["recon3d_small.onnx", "recon3d_small.pt"])
+def test_packaged_weights_with_flipped_bytes_fail_at_start_up(tmp_path, name):
+    """The shipped weights' sha256 (in their sidecars) is checked at load."""
+    from recon3d_ros.errors import ModelLoadError
+
+    path = _copy_packaged(tmp_path, name)
+    assert np.isfinite(load_engine(str(path), device="cpu").infer(_image(), _camera())).any()
+    _flip_bytes(path)
+    with pytest.raises(ModelLoadError) as info:
+        load_engine(str(path), device="cpu")
+    message = str(info.value)
+    assert str(path) in message and "sha256" in message and "corrupt" in message
+    assert f"{name}.yaml" in message and "re-download" in message
+
+
+def test_packaged_preset_by_name_checks_its_checksum(tmp_path, monkeypatch):
+    from recon3d_ros.errors import ModelLoadError
+    from recon3d_ros.inference.presets import Preset
+
+    pt = _copy_packaged(tmp_path, "recon3d_small.pt")
+    onnx_path = _copy_packaged(tmp_path, "recon3d_small.onnx")
+    preset = Preset("shipped", ModelConfig(), packaged=str(pt), packaged_onnx=str(onnx_path))
+    monkeypatch.setitem(PRESETS, "shipped", preset)
+    assert load_engine("shipped", device="cpu").backend == "onnxruntime"
+    _flip_bytes(onnx_path)
+    with pytest.raises(ModelLoadError, match="recon3d_small.onnx is corrupt"):
+        load_engine("shipped", device="cpu")
+
+
+def test_exported_sidecar_records_the_checksum_of_the_onnx_file(tiny, modules):
+    import yaml
+
+    from recon3d_ros.cli import main
+    from recon3d_ros.errors import ModelLoadError
+    from recon3d_ros.inference.tensorrt_backend import file_sha256
+
+    ts = tiny.torchscript(modules["conv"](), "net.ts", STRETCH)
+    out = tiny.root / "net.onnx"
+    assert main(["export", str(ts), "-o", str(out)]) == 0
+    recorded = yaml.safe_load(out.with_name("net.onnx.yaml").read_text())["model"]["sha256"]
+    assert recorded == file_sha256(out)
+    load_engine(str(out), device="cpu")
+    _flip_bytes(out, 50)
+    with pytest.raises(ModelLoadError, match="sha256"):
+        load_engine(str(out), device="cpu")

@@ -125,3 +125,55 @@ def test_missing_and_corrupt_files(tmp_path):
     bad.write_bytes(b"\x08\x01garbage")
     with pytest.raises(ModelLoadError, match="bad.onnx"):
         OnnxRunner(bad, CONFIG, device="cpu").load()
+
+
+def test_auxiliary_sky_output_is_not_taken_for_depth_and_masks_sky(tiny):
+    """Two outputs (depth, sky): unset names pick 'depth'; sky >= threshold becomes NaN."""
+    import warnings
+
+    torch = pytest.importorskip("torch")
+
+    class DepthAndSky(torch.nn.Module):
+        def forward(self, x):
+            return x[:, 1:2], x[:, :1] * 0.0 + 2.0  # sky (first), depth
+
+    path = tiny.root / "two.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(DepthAndSky(), (torch.zeros(1, 3, 4, 4),), str(path), dynamo=False,
+                          input_names=["image"], output_names=["sky", "depth"])
+    runner = OnnxRunner(path, CONFIG.replace(input_width=4, input_height=4), device="cpu")
+    runner.load()
+    assert (runner.output_name, runner.sky_name) == ("depth", None)
+    masked = OnnxRunner(
+        path, CONFIG.replace(input_width=4, input_height=4, sky_output_name="sky"), device="cpu"
+    )
+    masked.load()
+    x = np.zeros((1, 3, 4, 4), np.float32)
+    x[0, 1, :2] = 0.9
+    out = masked.run(x)
+    assert np.isnan(out[0, 0, :2]).all() and np.all(out[0, 0, 2:] == 2.0)
+
+
+def test_ambiguous_outputs_are_a_load_error_naming_them(tiny):
+    import warnings
+
+    torch = pytest.importorskip("torch")
+
+    class TwoMaps(torch.nn.Module):
+        def forward(self, x):
+            return x[:, :1], x[:, 1:2]
+
+    path = tiny.root / "ambiguous.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(TwoMaps(), (torch.zeros(1, 3, 4, 4),), str(path), dynamo=False,
+                          input_names=["image"], output_names=["a", "b"])
+    with pytest.raises(ModelLoadError, match="'a'.*'b'.*output_name"):
+        OnnxRunner(path, CONFIG, device="cpu").load()
+
+
+def test_static_input_of_another_size_fails_at_load(tiny, modules):
+    path = tiny.onnx(modules["conv"](), "fixed.onnx", size=(40, 40), dynamic=False)
+    with pytest.raises(ConfigError, match="40x40"):
+        OnnxRunner(path, CONFIG, device="cpu").load()
