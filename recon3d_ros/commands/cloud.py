@@ -11,15 +11,21 @@ is rescaled to the depth image's size.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
+from recon3d_ros.core.camera import PinholeCamera
+from recon3d_ros.core.rgbd_io import (
+    DEFAULT_DEPTH_SCALE,
+    Intrinsics,
+    read_depth,
+    read_intrinsics,
+    read_rgb,
+)
 from recon3d_ros.errors import CameraModelError, DatasetError
-
-DEFAULT_INTEGER_SCALE = 1000.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="stored units per metre for integer depth (default: intrinsics.json's "
-        f"depth_scale, else {DEFAULT_INTEGER_SCALE:g}); float .npy is metres",
+        f"depth_scale, else {DEFAULT_DEPTH_SCALE:g}); float .npy is metres",
     )
     parser.add_argument(
         "--intrinsics",
@@ -61,81 +67,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, help="output .ply")
 
 
-def read_depth(path: str | Path, depth_scale: float | None) -> npt.NDArray[np.float32]:
-    """Depth in metres (NaN where there is no measurement) from an image or ``.npy`` file."""
-    p = Path(path)
-    if not p.is_file():
-        raise DatasetError(f"depth file {p} does not exist")
-    if p.suffix.lower() == ".npy":
-        try:
-            raw = np.load(p, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DatasetError(f"cannot read depth array {p}: {exc}") from exc
+def camera_from_args(
+    args: argparse.Namespace, width: int, height: int, intrinsics: Intrinsics | None
+) -> PinholeCamera:
+    """Build the depth image's camera: ``--intrinsics``, any ``--fx/--fy/--cx/--cy`` on top."""
+    fx, fy, cx, cy = args.fx, args.fy, args.cx, args.cy
+    if intrinsics is None:
+        if fx is None or fy is None or cx is None or cy is None:
+            raise CameraModelError(
+                "give the depth camera's intrinsics: --intrinsics intrinsics.json, or all of "
+                "--fx --fy --cx --cy (pixels)"
+            )
+        intrinsics = Intrinsics(fx, fy, cx, cy, width, height)
     else:
-        import cv2
-
-        raw = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
-        if raw is None:
-            raise DatasetError(f"cannot read depth image {p}: not an image OpenCV can decode")
-    raw = np.squeeze(raw)
-    if raw.ndim != 2:
-        raise DatasetError(
-            f"depth {p} has shape {raw.shape}; expected one channel (a 16-bit depth PNG, not a "
-            "colourised depth picture)"
+        intrinsics = dataclasses.replace(
+            intrinsics,
+            fx=intrinsics.fx if fx is None else fx,
+            fy=intrinsics.fy if fy is None else fy,
+            cx=intrinsics.cx if cx is None else cx,
+            cy=intrinsics.cy if cy is None else cy,
         )
-    if np.issubdtype(raw.dtype, np.integer):
-        scale = DEFAULT_INTEGER_SCALE if depth_scale is None else depth_scale
-        depth = raw.astype(np.float32) / np.float32(scale)
-        depth[raw == 0] = np.nan
-    elif np.issubdtype(raw.dtype, np.floating):
-        depth = raw.astype(np.float32)
-        if depth_scale is not None:
-            depth = depth / np.float32(depth_scale)
-        depth[~(depth > 0)] = np.nan
-    else:
-        raise DatasetError(
-            f"depth {p} has dtype {raw.dtype}; expected integer units or float metres"
-        )
-    return depth
-
-
-def camera_from_args(args: argparse.Namespace, width: int, height: int):
-    """Build the depth image's camera from ``--intrinsics`` or ``--fx/--fy/--cx/--cy``."""
-    from recon3d_ros.demo.sources import camera_for, load_intrinsics
-
-    explicit = [args.fx, args.fy, args.cx, args.cy]
-    if args.intrinsics:
-        data = dict(load_intrinsics(args.intrinsics))
-        for key, value in zip(("fx", "fy", "cx", "cy"), explicit):
-            if value is not None:
-                data[key] = value
-        return camera_for(width, height, data)
-    if any(v is None for v in explicit):
-        raise CameraModelError(
-            "give the depth camera's intrinsics: --intrinsics intrinsics.json, or all of "
-            "--fx --fy --cx --cy (pixels)"
-        )
-    data = dict(zip(("fx", "fy", "cx", "cy"), explicit), width=width, height=height)
-    return camera_for(width, height, data)
+    return intrinsics.camera(width, height, frame_id="camera_optical_frame")
 
 
 def run(args: argparse.Namespace) -> int:
     from recon3d_ros.core.ply import depth_to_mesh, write_ply
     from recon3d_ros.core.pointcloud import depth_to_points
-    from recon3d_ros.demo.sources import read_rgb
 
     if args.stride < 1:
         raise DatasetError(f"--stride must be >= 1, got {args.stride}")
-    if args.intrinsics:
-        from recon3d_ros.demo.sources import load_intrinsics
-
-        json_scale = load_intrinsics(args.intrinsics).get("depth_scale")
-    else:
-        json_scale = None
-    scale = args.depth_scale if args.depth_scale is not None else json_scale
-    depth = read_depth(args.depth, None if scale is None else float(scale))
+    intrinsics = read_intrinsics(args.intrinsics) if args.intrinsics else None
+    scale = args.depth_scale
+    if scale is None and intrinsics is not None:
+        scale = intrinsics.depth_scale
+    depth = read_depth(args.depth, scale)
     height, width = depth.shape
-    camera = camera_from_args(args, width, height)
+    camera = camera_from_args(args, width, height, intrinsics)
     depth = np.where((depth >= args.min_depth) & (depth <= args.max_depth), depth, np.nan).astype(
         np.float32
     )

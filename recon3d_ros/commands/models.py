@@ -17,6 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from recon3d_ros.commands.options import (
+    add_backend_option,
+    add_device_option,
+    add_preset_option,
+    add_size_option,
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -24,12 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="list (default) or inspect FILE",
     )
     parser.add_argument("file", nargs="?", help="model file to inspect")
-    parser.add_argument("--preset", default="", help="preset that describes FILE (inspect)")
-    parser.add_argument("--backend", default="auto", help="auto, torch, onnxruntime, tensorrt")
-    parser.add_argument("--device", default="cpu", help="device for the test frame (cpu)")
-    parser.add_argument(
-        "--image-size", default="640x480", help="WIDTHxHEIGHT of the test frame (inspect)"
-    )
+    add_preset_option(parser, help_text="preset that describes FILE (inspect)")
+    add_backend_option(parser)
+    add_device_option(parser, default="cpu", help_text="device for the test frame (default: cpu)")
+    add_size_option(parser, "--image-size", "640x480", "camera size of the test frame (inspect)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -198,11 +203,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.file:
         raise ConfigError("recon3d models inspect needs a FILE (an .onnx/.pt/.ts/.engine model)")
-    try:
-        w, h = (int(v) for v in args.image_size.lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"--image-size must be WIDTHxHEIGHT, got {args.image_size!r}") from None
-    report, agree = inspect_file(Path(args.file), args.preset, args.backend, args.device, (w, h))
+    report, agree = inspect_file(
+        Path(args.file), args.preset, args.backend, args.device, args.image_size
+    )
     if args.json:
         print(json.dumps(report, indent=1))
     else:

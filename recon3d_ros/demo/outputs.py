@@ -19,7 +19,6 @@ from recon3d_ros.errors import Recon3dError
 
 __all__ = [
     "ReceivedFrame",
-    "cloud_msg_to_xyzrgb",
     "write_frame_files",
     "write_cloud",
     "write_mesh",
@@ -40,26 +39,6 @@ class ReceivedFrame:
     cloud: Any = None  # sensor_msgs/PointCloud2
 
 
-def cloud_msg_to_xyzrgb(msg: Any) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8] | None]:
-    """Finite points (N x 3) and their colours (N x 3, or None) of a PointCloud2 message."""
-    from recon3d_ros.core.pointcloud import cloud_to_points, unpack_rgb
-
-    points = cloud_to_points(
-        msg.data,
-        msg.fields,
-        msg.point_step,
-        msg.width,
-        msg.height,
-        is_bigendian=bool(msg.is_bigendian),
-        row_step=msg.row_step,
-    ).reshape(-1)
-    xyz = np.stack([points["x"], points["y"], points["z"]], axis=1).astype(np.float32)
-    keep = np.all(np.isfinite(xyz), axis=1)
-    names = points.dtype.names or ()
-    colors = unpack_rgb(np.ascontiguousarray(points["rgb"][keep])) if "rgb" in names else None
-    return xyz[keep], colors
-
-
 def write_frame_files(out: Path, frame: ReceivedFrame, near: float, far: float) -> list[Path]:
     """RGB | depth colormap | legend (PNG), the RGB and a 16-bit millimetre depth PNG.
 
@@ -68,6 +47,7 @@ def write_frame_files(out: Path, frame: ReceivedFrame, near: float, far: float) 
     """
     import cv2
 
+    from recon3d_ros.core.encodings import depth_m_to_mm16
     from recon3d_ros.demo.visualize import side_by_side
 
     written = []
@@ -87,15 +67,14 @@ def write_frame_files(out: Path, frame: ReceivedFrame, near: float, far: float) 
     )
     cv2.imwrite(str(paths[0]), side_by_side(rgb, frame.depth, near, far))
     cv2.imwrite(str(paths[1]), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    millimetres = np.nan_to_num(frame.depth * 1000.0, nan=0.0, posinf=0.0, neginf=0.0)
-    cv2.imwrite(str(paths[2]), np.clip(np.round(millimetres), 0, 65535).astype(np.uint16))
+    cv2.imwrite(str(paths[2]), depth_m_to_mm16(frame.depth))
     written.extend(paths)
     return written
 
 
 def write_intrinsics(out: Path, camera: PinholeCamera, names: Sequence[str]) -> Path:
     """Write the folder's ``intrinsics.json`` in the layout ``recon3d eval`` reads."""
-    from recon3d_ros.evaluation.dataset import write_intrinsics_json
+    from recon3d_ros.core.rgbd_io import write_intrinsics_json
 
     note = "depth predicted by the recon3d depth node (not ground truth)"
     return write_intrinsics_json(out, camera, names, "rgb/{i}.png", note)
@@ -104,6 +83,7 @@ def write_intrinsics(out: Path, camera: PinholeCamera, names: Sequence[str]) -> 
 def write_cloud(path: Path, cloud_msg: Any) -> int:
     """Write the received cloud as a binary colour PLY without NaN points; return the count."""
     from recon3d_ros.core.ply import write_ply
+    from recon3d_ros.ros.conversions import cloud_msg_to_xyzrgb
 
     xyz, colors = cloud_msg_to_xyzrgb(cloud_msg)
     write_ply(path, xyz, colors)

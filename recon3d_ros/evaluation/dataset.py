@@ -1,10 +1,8 @@
-"""Reader for RGB-D folders in the ``../shared/data/rgbd`` layout.
+"""The RGB-D folders ``recon3d eval`` and training read: both layouts of ``../shared/data/rgbd``.
 
-Two layouts are understood:
-
-* ``intrinsics.json`` (fx, fy, cx, cy, width, height, depth_scale, ``color``/``depth`` file
-  patterns with ``{i}``, ``frames``): 16-bit PNG or PGM depth, stored value / depth_scale =
-  metres, 0 = no measurement (kinect_room, redwood, icl, and a user's own recordings);
+* ``intrinsics.json`` (read by :mod:`recon3d_ros.core.rgbd_io`): colour + 16-bit depth files,
+  stored value / depth_scale = metres, 0 = no measurement (kinect_room, redwood, icl, ``recon3d
+  synth``/``demo`` output and a user's own recordings);
 * KITTI: ``<id>.png`` + ``<id>.bin`` (LiDAR N x 4 float32) + ``<id>_calib.json`` (``lidar2img``,
   ``cam2img``): the scan is projected into the image as sparse ground truth.
 """
@@ -12,56 +10,16 @@ Two layouts are understood:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from recon3d_ros.core.camera import PinholeCamera
+from recon3d_ros.core.rgbd_io import INTRINSICS_FILE, read_rgb, read_rgbd_frames, RgbdFrame
 from recon3d_ros.errors import DatasetError
 
-__all__ = ["RgbdFrame", "load_rgbd_folder", "project_lidar", "write_intrinsics_json"]
-
-
-@dataclass(frozen=True)
-class RgbdFrame:
-    """One RGB image with metric ground truth: ``depth_m`` is NaN where nothing was measured."""
-
-    rgb: npt.NDArray[np.uint8]  # H x W x 3, RGB order
-    depth_m: npt.NDArray[np.float32]  # H x W metres
-    camera: PinholeCamera
-    name: str
-
-
-def _read_rgb(path: Path) -> npt.NDArray[np.uint8]:
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise DatasetError(f"cannot read colour image {path}: missing or not an image file")
-    return np.ascontiguousarray(img[..., ::-1])
-
-
-def _read_depth(path: Path, depth_scale: float) -> npt.NDArray[np.float32]:
-    import cv2
-
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise DatasetError(f"cannot read depth image {path}: missing or not an image file")
-    if raw.ndim != 2:
-        raise DatasetError(
-            f"depth image {path} has {raw.shape[2]} channels; "
-            "expected a single-channel 16-bit image"
-        )
-    if raw.dtype != np.uint16:
-        raise DatasetError(
-            f"depth image {path} is {raw.dtype}; expected 16-bit unsigned (PNG or PGM)"
-        )
-    depth = raw.astype(np.float32) / np.float32(depth_scale)
-    depth[raw == 0] = np.nan
-    return depth
+__all__ = ["load_rgbd_folder", "project_lidar"]
 
 
 def project_lidar(
@@ -99,7 +57,7 @@ def _load_kitti(folder: Path) -> list[RgbdFrame]:
             cam2img = np.asarray(calib["cam2img"], dtype=np.float64)
         except (OSError, ValueError, KeyError) as exc:
             raise DatasetError(f"cannot read KITTI calibration {calib_path}: {exc}") from exc
-        rgb = _read_rgb(folder / f"{fid}.png")
+        rgb = read_rgb(folder / f"{fid}.png")
         h, w = rgb.shape[:2]
         bin_path = folder / f"{fid}.bin"
         try:
@@ -125,70 +83,12 @@ def load_rgbd_folder(path: str | Path) -> list[RgbdFrame]:
     folder = Path(path)
     if not folder.is_dir():
         raise DatasetError(f"RGB-D folder {folder} does not exist")
-    info_path = folder / "intrinsics.json"
-    if not info_path.exists():
-        if any(folder.glob("*_calib.json")):
-            return _load_kitti(folder)
-        raise DatasetError(
-            f"{folder} has neither intrinsics.json nor KITTI *_calib.json files; see "
-            "docs/MODEL.md for the folder layout (intrinsics.json with fx, fy, cx, cy, "
-            "width, height, "
-            "depth_scale, color, depth, frames)"
-        )
-    try:
-        info = json.loads(info_path.read_text())
-        fx, fy = float(info["fx"]), abs(float(info["fy"]))  # ICL-NUIM stores fy negated
-        cx, cy = float(info["cx"]), float(info["cy"])
-        depth_scale = float(info.get("depth_scale", 1000.0))
-        color_pattern, depth_pattern = str(info["color"]), str(info["depth"])
-        ids = [str(i) for i in info["frames"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DatasetError(
-            f"cannot read {info_path}: {exc!r}; it needs fx, fy, cx, cy, color, depth, frames"
-        ) from exc
-    if depth_scale <= 0:
-        raise DatasetError(f"{info_path}: depth_scale must be > 0, got {depth_scale}")
-    frames = []
-    for fid in ids:
-        rgb = _read_rgb(folder / color_pattern.format(i=fid))
-        depth = _read_depth(folder / depth_pattern.format(i=fid), depth_scale)
-        if depth.shape != rgb.shape[:2]:
-            raise DatasetError(
-                f"frame {fid} of {folder}: depth is {depth.shape[1]}x{depth.shape[0]} "
-                "but colour is "
-                f"{rgb.shape[1]}x{rgb.shape[0]}; register depth to colour first"
-            )
-        h, w = rgb.shape[:2]
-        iw, ih = int(info.get("width", w)), int(info.get("height", h))
-        camera = PinholeCamera(iw, ih, fx, fy, cx, cy)
-        if (iw, ih) != (w, h):
-            camera = camera.resized(w, h)
-        frames.append(RgbdFrame(rgb, depth, camera, fid))
-    if not frames:
-        raise DatasetError(f"{info_path} lists no frames")
-    return frames
-
-
-def write_intrinsics_json(
-    folder: Path, camera: PinholeCamera, frames: Sequence[str], color: str, note: str
-) -> Path:
-    """Write the ``intrinsics.json`` that :func:`load_rgbd_folder` reads (millimetre PNG depth).
-
-    ``color`` is the colour file pattern, e.g. ``"color/{i}.png"``; depth is ``depth/{i}.png``.
-    """
-    path = Path(folder) / "intrinsics.json"
-    info = {
-        "fx": camera.fx,
-        "fy": camera.fy,
-        "cx": camera.cx,
-        "cy": camera.cy,
-        "width": camera.width,
-        "height": camera.height,
-        "depth_scale": 1000.0,
-        "color": color,
-        "depth": "depth/{i}.png",
-        "frames": list(frames),
-        "note": note,
-    }
-    path.write_text(json.dumps(info, indent=1))
-    return path
+    if (folder / INTRINSICS_FILE).exists():
+        return read_rgbd_frames(folder)
+    if any(folder.glob("*_calib.json")):
+        return _load_kitti(folder)
+    raise DatasetError(
+        f"{folder} has neither {INTRINSICS_FILE} nor KITTI *_calib.json files; see "
+        "docs/MODEL.md for the folder layout (intrinsics.json with fx, fy, cx, cy, width, "
+        "height, depth_scale, color, depth, frames)"
+    )

@@ -12,14 +12,13 @@ from recon3d_ros.core.camera import PinholeCamera
 from recon3d_ros.core.ply import read_ply
 from recon3d_ros.core.pointcloud import depth_to_cloud
 from recon3d_ros.demo.outputs import (
-    cloud_msg_to_xyzrgb,
     ReceivedFrame,
     write_cloud,
     write_frame_files,
     write_mesh,
     write_preview,
 )
-from recon3d_ros.ros.conversions import cloud_to_msg
+from recon3d_ros.ros.conversions import cloud_msg_to_xyzrgb, cloud_to_msg
 
 CAMERA = PinholeCamera(6, 4, 5.0, 5.0, 2.5, 1.5)
 
@@ -58,3 +57,12 @@ def test_frame_files_store_millimetres(tmp_path: Path) -> None:
     assert (tmp_path / "colormap" / "frame_0000.png").is_file()
     vertices, faces = write_mesh(tmp_path / "m.ply", frame, max_edge_ratio=0.5)
     assert vertices == 23 and faces == 2 * 3 * 5 - 6  # the NaN pixel removes its 6 triangles
+
+
+def test_depth_beyond_16_bit_millimetres_is_stored_as_no_reading(tmp_path: Path) -> None:
+    """As `recon3d synth` stores it: 0, never a false 65.535 m (or a wrapped value)."""
+    frame = _frame()
+    frame.depth[0, 0], frame.depth[0, 1], frame.depth[0, 2] = 70.0, 65.535, np.inf
+    write_frame_files(tmp_path, frame, 1.0, 2.0)
+    mm = cv2.imread(str(tmp_path / "depth" / "frame_0000.png"), cv2.IMREAD_UNCHANGED)
+    assert mm[0, :3].tolist() == [0, 65535, 0]

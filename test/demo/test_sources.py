@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -9,15 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from recon3d_ros.demo.sources import (
-    camera_for,
-    DEFAULT_HFOV_DEG,
-    folder_frames,
-    image_frames,
-    load_intrinsics,
-    video_frames,
-)
-from recon3d_ros.errors import CameraModelError, DatasetError
+import recon3d_ros.demo.sources as sources_module
+from recon3d_ros.demo.sources import folder_frames, image_frames, video_frames
+from recon3d_ros.errors import DatasetError
 
 
 def _write(path: Path, value: int, size: tuple[int, int] = (40, 30)) -> np.ndarray:
@@ -27,22 +22,15 @@ def _write(path: Path, value: int, size: tuple[int, int] = (40, 30)) -> np.ndarr
     return rgb
 
 
-def test_camera_for_default_fov_and_rescaled_calibration() -> None:
-    cam = camera_for(640, 480)
-    assert cam.hfov_deg == pytest.approx(DEFAULT_HFOV_DEG)
-    scaled = camera_for(
-        320, 240, {"fx": 500.0, "fy": 510.0, "cx": 319.5, "cy": 239.5, "width": 640, "height": 480}
-    )
-    assert (scaled.fx, scaled.fy, scaled.cx, scaled.cy) == pytest.approx(
-        (250.0, 255.0, 159.5, 119.5)
-    )
-
-
-def test_load_intrinsics_requires_the_four_values(tmp_path: Path) -> None:
-    path = tmp_path / "k.json"
-    path.write_text(json.dumps({"fx": 1.0, "fy": 1.0}))
-    with pytest.raises(CameraModelError, match="cx"):
-        load_intrinsics(path)
+def test_sources_do_not_import_the_trajectory() -> None:
+    """trajectory.py imports Frame from sources.py; the reverse import would be a cycle."""
+    tree = ast.parse(Path(sources_module.__file__).read_text())
+    imports = [
+        ast.unparse(node)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+    ]
+    assert imports and not [line for line in imports if "trajectory" in line]
 
 
 def test_image_frames_repeat_and_downscale(tmp_path: Path) -> None:
