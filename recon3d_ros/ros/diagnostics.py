@@ -25,6 +25,8 @@ __all__ = [
     "build_status",
     "WARN_RATE_RATIO",
     "scale_values",
+    "pairing_values",
+    "loss_values",
 ]
 
 #: WARN when images arrive this many times faster than depth is published.
@@ -230,4 +232,42 @@ def scale_values(state: Any) -> dict[str, str]:
         "scale_rejected": str(state.rejected),
         "scale_inliers": str(state.last_inliers),
         "scale_residual": number(state.last_residual),
+    }
+
+
+def pairing_values(policy: str, counts: Any) -> dict[str, str]:
+    """Return the diagnostic values of :class:`~recon3d_ros.ros.sync.PairingCounts`.
+
+    ``paired_exact`` / ``paired_nearest`` / ``paired_latched``: images served with the
+    CameraInfo of their own stamp, with a neighbour of the same calibration, or with the
+    latched one; ``camera_info_waited``: served after waiting for it (longest recent wait in
+    ``camera_info_wait_max_ms``); ``camera_info_unpaired``: images dropped for want of one.
+    """
+    return {
+        "camera_info_policy": policy,
+        "paired_exact": str(counts.exact),
+        "paired_nearest": str(counts.nearest),
+        "paired_latched": str(counts.latched),
+        "camera_info_waited": str(counts.waited),
+        "camera_info_wait_max_ms": f"{counts.max_wait_s * 1e3:.1f}",
+        "camera_info_unpaired": str(counts.unpaired),
+    }
+
+
+def loss_values(
+    lost_from_stamps: int, period_ns: int | None, lost_by_middleware: int | None
+) -> dict[str, str]:
+    """Return the diagnostic values of frames lost before the node saw them.
+
+    ``frames_lost_before_node`` counts stamps missing from a steady camera's sequence
+    (``camera_period_ms`` is the estimated period, ``nan`` while the stream is not steady);
+    ``image_messages_lost_middleware`` is the image subscription's message-lost event total
+    (``unsupported`` where the rmw does not report it).
+    """
+    return {
+        "frames_lost_before_node": str(lost_from_stamps),
+        "camera_period_ms": "nan" if period_ns is None else f"{period_ns / 1e6:.2f}",
+        "image_messages_lost_middleware": (
+            "unsupported" if lost_by_middleware is None else str(lost_by_middleware)
+        ),
     }

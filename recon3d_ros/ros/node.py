@@ -14,16 +14,35 @@ Topics (relative, so launch files remap them):
 Latency design: *newest frame wins*. The subscription callbacks only store messages: the image
 callback puts the newest image in a one-element slot, replacing (and counting as dropped) any
 image the worker has not taken yet; the camera_info callback adds to a small buffer keyed by
-stamp. A single worker thread takes the slot once a CameraInfo with the image's stamp (or the
-nearest within ``camera_info_tolerance``) is there, and runs decode -> rectify -> inference ->
-filter -> publish. When the camera is faster than the model, frames are dropped, never queued,
-so the age of what is published is bounded by about one inference time. Callbacks stay
-microseconds long, so one executor thread serves them, the parameter services and the
-diagnostics timer while inference runs (torch/onnxruntime release the GIL).
+stamp. A single worker thread takes the slot once its CameraInfo is there (pairing, below), and
+runs decode -> rectify -> inference -> filter -> publish. When the camera is faster than the
+model, frames are dropped, never queued, so the age of what is published is bounded by about
+one inference time. Callbacks stay microseconds long, so one executor thread serves them, the
+parameter services and the diagnostics timer while inference runs (torch/onnxruntime release
+the GIL).
 
-Pairing: an image waits in the slot for its CameraInfo (drivers publish the two in either
-order) up to ``max(CAMERA_INFO_WAIT_S, camera_info_tolerance)``; the wait carries over when a
-newer image replaces it, so a stream without CameraInfo is reported rather than starved.
+Pairing (``camera_info_policy: stamped``, :mod:`recon3d_ros.ros.sync`): the CameraInfo with the
+image's exact stamp wins, and the image waits for it (drivers publish the two in either order,
+and DDS delivers the odd CameraInfo late) up to ``camera_info_wait``; the wait ends as soon as a
+CameraInfo newer than the image arrives, and it carries over when a newer image replaces the
+waiting one, so a stream without CameraInfo is reported rather than starved. Failing the exact
+stamp, the nearest CameraInfo within ``camera_info_tolerance`` is used only if it describes the
+same calibration as the newest one, so a calibration or resolution change applies from its own
+frame. ``camera_info_policy: latched`` (a camera that publishes one CameraInfo) uses the newest
+CameraInfo for every image and subscribes reliable + transient_local, so a CameraInfo published
+before the node started is received. /diagnostics counts which way each image was paired.
+
+Stamps: an image or CameraInfo whose stamp is invalid (``nanosec`` >= 1e9, negative ``sec``) is
+dropped. Newest frame wins, so image stamps must not go backwards: an image older than the last
+one, or more than a second ahead of both it and the node's clock, is dropped, and a single such
+outlier leaves the timeline as it was (the next normal image is served). When the break
+persists (the next image continues from the outlier: a bag loop, a simulator reset, a clock
+step) the stream is followed there from its second frame. CameraInfo stamps are judged the
+same way (with ``stamped``).
+
+Loss: frames lost before the node saw them (in DDS, or pushed out of the subscription's queue)
+are counted from the gaps in a steady camera's stamps (``frames_lost_before_node``) and, where
+the rmw reports it, from the image subscription's message-lost event.
 
 Geometry: intrinsics always come from CameraInfo (K, with its ROI and binning). Distorted images
 are undistorted into P's intrinsics (image_proc's convention; K when P is unset) unless
@@ -39,6 +58,10 @@ touches.
 
 Bad input never stops the node: each frame that cannot be used is dropped, and its cause is
 logged once per (topic, cause), then at most every 10 s with a count, and shown in /diagnostics.
+
+Exit status (``depth_node.py``): 0 after SIGINT or SIGTERM at any time, start-up included; 1
+when it cannot start (bad arguments, parameters, model, device or backend), with one line on
+stderr that says what to do.
 """
 
 from __future__ import annotations
@@ -54,6 +77,7 @@ import numpy as np
 import numpy.typing as npt
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
@@ -77,16 +101,28 @@ from recon3d_ros.ros.conversions import (
     rectified_camera_from_info,
     stamp_to_ns,
 )
-from recon3d_ros.ros.diagnostics import FaultReporter, FrameStats, build_status, scale_values
+from recon3d_ros.ros.diagnostics import (
+    FaultReporter,
+    FrameStats,
+    build_status,
+    loss_values,
+    pairing_values,
+    scale_values,
+)
 from recon3d_ros.ros.params import NodeSettings, declare_all, settings_from_values
-from recon3d_ros.ros.qos import input_qos, output_qos
-from recon3d_ros.ros.sync import CameraInfoBuffer
+from recon3d_ros.ros.qos import input_qos, make_qos, output_qos
+from recon3d_ros.ros.sync import (
+    CameraInfoPairer,
+    GapCounter,
+    Paired,
+    StampTimeline,
+    Unpaired,
+    invalid_stamp,
+)
 
 __all__ = ["DepthNode", "NODE_NAME"]
 
 NODE_NAME = "depth_node"
-#: How long an image may wait for its CameraInfo before it is dropped (at least the tolerance).
-CAMERA_INFO_WAIT_S = 0.5
 
 ImageMsg = Union[Image, CompressedImage]
 
@@ -118,6 +154,7 @@ class DepthNode(Node):
             device=s.device,
             precision=s.precision,
             config_overrides=s.config_overrides() or None,
+            preset=s.preset or None,
             cpu_threads=s.cpu_threads,
         )  # loads the network too
         self.get_logger().info(
@@ -133,9 +170,11 @@ class DepthNode(Node):
         self._faults = FaultReporter(self.get_logger().warning)
         self._cond = threading.Condition()
         self._slot: _Pending | None = None
-        self._infos: CameraInfoBuffer[CameraInfo] = CameraInfoBuffer()
-        self._last_image_stamp: int | None = None
-        self._unmatched_since: float | None = None
+        self._pairer: CameraInfoPairer[CameraInfo] = CameraInfoPairer(s.camera_info_policy)
+        self._image_timeline = StampTimeline()
+        self._info_timeline = StampTimeline()
+        self._gaps = GapCounter()
+        self._lost_by_middleware: int | None = None  # None: the rmw has no message-lost event
         self._stop = threading.Event()
         # Newest metric references (sparse scale mode), handed to the scaler by the worker.
         self._ref_points: npt.NDArray[np.float64] | None = None
@@ -148,14 +187,21 @@ class DepthNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
         in_qos = input_qos(s.input_qos_reliability, s.input_qos_depth)
-        if s.transport == "compressed":
-            self._image_sub = self.create_subscription(
-                CompressedImage, "image/compressed", self._on_image, in_qos
-            )
-        else:
-            self._image_sub = self.create_subscription(Image, "image", self._on_image, in_qos)
+        try:  # count the middleware's lost messages where the rmw reports them
+            events = SubscriptionEventCallbacks(message_lost=self._on_message_lost)
+            self._image_sub = self._subscribe_image(s.transport, in_qos, events)
+            self._lost_by_middleware = 0
+        except UnsupportedEventTypeError:
+            self._image_sub = self._subscribe_image(s.transport, in_qos, None)
+        # A latched CameraInfo is published reliable + transient_local (ROS 2's "latched"):
+        # only a subscription asking for the same receives the message sent before it joined.
+        info_qos = (
+            make_qos("reliable", "transient_local", 1)
+            if s.camera_info_policy == "latched"
+            else in_qos
+        )
         self._info_sub = self.create_subscription(
-            CameraInfo, "camera_info", self._on_camera_info, in_qos
+            CameraInfo, "camera_info", self._on_camera_info, info_qos
         )
         self.image_topic = self._image_sub.topic_name
         self.info_topic = self._info_sub.topic_name
@@ -212,33 +258,66 @@ class DepthNode(Node):
         )
 
     # ------------------------------------------------------------- callbacks (executor thread)
+    def _subscribe_image(
+        self, transport: str, qos: Any, events: SubscriptionEventCallbacks | None
+    ) -> Any:
+        if transport == "compressed":
+            return self.create_subscription(
+                CompressedImage, "image/compressed", self._on_image, qos, event_callbacks=events
+            )
+        return self.create_subscription(Image, "image", self._on_image, qos, event_callbacks=events)
+
+    def _on_message_lost(self, info: Any) -> None:
+        self._lost_by_middleware = int(info.total_count)
+
     def _on_image(self, msg: ImageMsg) -> None:
         self._stats.image_received()
-        stamp = stamp_to_ns(msg.header.stamp)
+        stamp = msg.header.stamp
+        problem = invalid_stamp(stamp.sec, stamp.nanosec)
+        if problem is not None:
+            with self._cond:
+                self._gaps.note_rejected()
+            self._reject(FrameRejected(self.image_topic, "invalid stamp", problem))
+            return
+        stamp_ns = stamp_to_ns(stamp)
+        now_ns = self.get_clock().now().nanoseconds
         with self._cond:
-            previous = self._last_image_stamp
-            self._last_image_stamp = stamp
-            if previous is None or stamp >= previous:
+            verdict = self._image_timeline.check(stamp_ns, now_ns)
+            if verdict.accepted:
+                if verdict.restarted:
+                    self._gaps.restart()
+                self._gaps.add(stamp_ns)
                 if self._slot is not None:
                     self._stats.frame_dropped()
-                self._slot = _Pending(msg, stamp)
+                self._slot = _Pending(msg, stamp_ns)
                 self._cond.notify()
-                return
-        # Only this frame is dropped: the next one is compared with it, so a source that
-        # restarted (bag loop, simulator reset) is served again from its second frame.
-        self._reject(
-            FrameRejected(
-                self.image_topic,
-                "stamp went backwards",
-                f"stamp {stamp / 1e9:.6f} s is older than the previous image's "
-                f"{previous / 1e9:.6f} s",
+            else:
+                self._gaps.note_rejected()
+        if not verdict.accepted:
+            self._reject(FrameRejected(self.image_topic, verdict.cause, verdict.detail))
+        elif verdict.restarted:
+            self.get_logger().info(
+                f"'{self.image_topic}' stamps jumped to {stamp_ns / 1e9:.6f} s and stayed there: "
+                "following the new timeline (source restarted or its clock stepped)",
+                throttle_duration_sec=10.0,
             )
-        )
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._stats.camera_info_received()
+        stamp = msg.header.stamp
+        problem = invalid_stamp(stamp.sec, stamp.nanosec)
+        if problem is not None:
+            self._faults.report(self.info_topic, "invalid stamp", problem)
+            return
+        stamp_ns = stamp_to_ns(stamp)
+        if self._pairer.policy == "stamped":
+            # A latched CameraInfo's stamp is not used for pairing: any stamp will do there.
+            verdict = self._info_timeline.check(stamp_ns, self.get_clock().now().nanoseconds)
+            if not verdict.accepted:
+                self._faults.report(self.info_topic, verdict.cause, verdict.detail)
+                return
         with self._cond:
-            went_back = self._infos.add(stamp_to_ns(msg.header.stamp), msg)
+            went_back = self._pairer.add(stamp_ns, msg)
             self._cond.notify()
         if went_back:
             self.get_logger().info(
@@ -296,38 +375,54 @@ class DepthNode(Node):
         pending = self._slot
         if pending is None:
             return None, None
-        tolerance_s = self._settings.camera_info_tolerance
-        tolerance_ns = int(tolerance_s * 1e9)
-        info = self._infos.match(pending.stamp_ns, tolerance_ns)
-        if info is not None:
-            self._slot = None
-            self._unmatched_since = None
-            return (pending, info), None
-        # Not paired yet: its CameraInfo may still be on the way. The wait spans images that
-        # replace each other, so a stream without CameraInfo is reported, not silently dropped.
-        now = time.monotonic()
-        if self._unmatched_since is None:
-            self._unmatched_since = now
-        waited = now - self._unmatched_since
-        newest = self._infos.newest_stamp
-        too_late = newest is not None and newest > pending.stamp_ns + tolerance_ns
-        if not too_late and waited <= max(CAMERA_INFO_WAIT_S, tolerance_s):
-            return None, None
+        s = self._settings
+        result = self._pairer.pair(
+            pending.stamp_ns,
+            time.monotonic(),
+            int(s.camera_info_tolerance * 1e9),
+            s.camera_info_wait,
+        )
+        if result is None:
+            return None, None  # its CameraInfo may still be on the way
         self._slot = None
-        self._unmatched_since = None
-        if newest is None:
-            return None, FrameRejected(
-                self.info_topic,
-                "no camera_info",
-                f"no CameraInfo received for {waited:.1f} s; the node needs the camera's "
-                f"intrinsics: publish '{self.info_topic}' (remap it to your camera's)",
+        if isinstance(result, Paired):
+            return (pending, result.info), None
+        return None, self._unpaired(pending, result, s)
+
+    def _unpaired(self, pending: _Pending, result: Unpaired, s: NodeSettings) -> FrameRejected:
+        """Say why an image found no CameraInfo and what to change."""
+        topic, stamp = self.info_topic, pending.stamp_ns / 1e9
+        if result.cause == CameraInfoPairer.CAUSE_NONE:
+            hint = (
+                " (camera_info_policy 'latched' subscribes reliable + transient_local: the "
+                "publisher must offer that too)"
+                if s.camera_info_policy == "latched"
+                else ""
             )
-        return None, FrameRejected(
-            self.info_topic,
-            "no camera_info with a matching stamp",
-            f"no CameraInfo within {tolerance_s} s of the image stamp "
-            f"{pending.stamp_ns / 1e9:.6f} (newest CameraInfo {newest / 1e9:.6f}); "
-            "raise camera_info_tolerance if the driver stamps them differently",
+            return FrameRejected(
+                topic,
+                result.cause,
+                f"no CameraInfo received for {result.waited_s:.1f} s; the node needs the "
+                f"camera's intrinsics: publish '{topic}' (remap it to your camera's){hint}",
+            )
+        newest = (result.newest_stamp or 0) / 1e9
+        if result.cause == CameraInfoPairer.CAUSE_CHANGING:
+            return FrameRejected(
+                topic,
+                result.cause,
+                f"no CameraInfo has the image stamp {stamp:.6f}, and the nearest one "
+                f"({(result.nearest_gap_ns or 0) / 1e6:.1f} ms away) describes another "
+                f"calibration than the newest ({newest:.6f}); publish each CameraInfo with its "
+                "image's stamp",
+            )
+        return FrameRejected(
+            topic,
+            result.cause,
+            f"no CameraInfo within {s.camera_info_tolerance} s of the image stamp {stamp:.6f} "
+            f"(newest CameraInfo {newest:.6f}, waited {result.waited_s:.2f} s); raise "
+            "camera_info_tolerance if the driver stamps them differently, camera_info_wait if "
+            "they arrive late, or set camera_info_policy 'latched' for a camera that publishes "
+            "one CameraInfo",
         )
 
     def _work(self) -> None:
@@ -370,7 +465,7 @@ class DepthNode(Node):
             except EncodingError as exc:
                 raise FrameRejected(topic, "bad image", str(exc)) from exc
         try:
-            rgb = compressed_to_rgb(msg)
+            rgb = compressed_to_rgb(msg, s.max_input_pixels)  # checked before decoding
         except EncodingError as exc:
             raise FrameRejected(topic, "bad compressed image", str(exc)) from exc
         if rgb.shape[0] * rgb.shape[1] > s.max_input_pixels:
@@ -488,6 +583,7 @@ class DepthNode(Node):
                 "device": str(e.device),
                 "precision": str(e.precision),
                 "image_topic": self.image_topic,
+                **self._pairing_and_loss_values(s),
             },
             camera_info_topic=self.info_topic,
             faults=self._faults.counts(),
@@ -512,13 +608,25 @@ class DepthNode(Node):
         array.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(array)
 
+    def _pairing_and_loss_values(self, s: NodeSettings) -> dict[str, str]:
+        with self._cond:
+            counts = self._pairer.counts()
+            lost, period = self._gaps.lost, self._gaps.period_ns
+        return {
+            **pairing_values(s.camera_info_policy, counts),
+            **loss_values(lost, period, self._lost_by_middleware),
+        }
+
     # ------------------------------------------------------------------ shutdown
     def destroy_node(self) -> None:
-        self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
-        if self._worker.is_alive() and threading.current_thread() is not self._worker:
-            self._worker.join(timeout=5.0)
+        # rclpy's context clean-up also calls this on a node whose __init__ stopped half-way
+        # (bad model, or a signal during start-up): only stop what was started.
+        if hasattr(self, "_worker"):
+            self._stop.set()
+            with self._cond:
+                self._cond.notify_all()
+            if self._worker.is_alive() and threading.current_thread() is not self._worker:
+                self._worker.join(timeout=5.0)
         super().destroy_node()
 
 

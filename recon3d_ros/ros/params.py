@@ -4,7 +4,7 @@ Each :class:`ParamSpec` carries the default, a description, a numeric range (enf
 through the ``ParameterDescriptor``), allowed string values (checked here) and whether it may
 change at run time. Parameters that would need a new model, new subscriptions or new publishers
 are ``read_only``; the rest (what to publish, cloud options, depth limits, edge filter, pairing
-tolerance) are applied to the next frame by the node's on-set-parameters callback.
+tolerance and wait) are applied to the next frame by the node's on-set-parameters callback.
 
 :func:`settings_from_values` turns a name -> value mapping into an immutable
 :class:`NodeSettings`, checking constraints that span parameters (``min_depth < max_depth``).
@@ -29,6 +29,7 @@ from recon3d_ros.inference.devices import PRECISIONS
 from recon3d_ros.inference.engine import BACKENDS
 from recon3d_ros.inference.scale import SCALE_MODES
 from recon3d_ros.ros.qos import DURABILITY_CHOICES, RELIABILITY_CHOICES
+from recon3d_ros.ros.sync import CAMERA_INFO_POLICIES
 
 __all__ = [
     "ParamSpec",
@@ -66,6 +67,13 @@ PARAMS: tuple[ParamSpec, ...] = (
         "default",
         "Depth model: a preset name (e.g. 'default') or a file path (.pt/.ts TorchScript or "
         "checkpoint, .onnx, .engine). A file's ModelConfig comes from its sidecar YAML.",
+    ),
+    ParamSpec(
+        "preset",
+        "",
+        "Preset whose pre/post-processing describes the 'model' file (e.g. "
+        "'depth_anything_v2_small_dynamic'); '' = none. Precedence: node parameters > sidecar "
+        "YAML > preset > the file's own metadata (recon3d models lists the presets).",
     ),
     ParamSpec(
         "backend",
@@ -111,10 +119,29 @@ PARAMS: tuple[ParamSpec, ...] = (
         "non-zero CameraInfo distortion are rectified before inference.",
     ),
     ParamSpec(
+        "camera_info_policy",
+        "stamped",
+        "How images find their CameraInfo: 'stamped' pairs each image with the CameraInfo of "
+        "its stamp (else the nearest within camera_info_tolerance, only while the calibration "
+        "is not changing); 'latched' uses the newest CameraInfo for every image, for a camera "
+        "that publishes it once (subscribed reliable + transient_local).",
+        choices=CAMERA_INFO_POLICIES,
+    ),
+    ParamSpec(
         "camera_info_tolerance",
         0.05,
         "Largest |stamp difference| in seconds between an image and the CameraInfo paired "
-        "with it when no CameraInfo has exactly the image's stamp.",
+        "with it when no CameraInfo has exactly the image's stamp; such a neighbour is used "
+        "only if it has the newest CameraInfo's calibration.",
+        read_only=False,
+        value_range=(0.0, 10.0),
+    ),
+    ParamSpec(
+        "camera_info_wait",
+        1.0,
+        "Longest time in seconds an image waits for the CameraInfo with its stamp before the "
+        "nearest one is used or the image is dropped. Waits end early once a newer "
+        "CameraInfo arrives, so this bounds latency only while CameraInfo is late or missing.",
         read_only=False,
         value_range=(0.0, 10.0),
     ),
@@ -305,6 +332,7 @@ class NodeSettings:
     """Validated parameter values; the node swaps the whole object when one changes."""
 
     model: str
+    preset: str
     backend: str
     device: str
     precision: str
@@ -313,7 +341,9 @@ class NodeSettings:
     input_height: int
     transport: str
     input_is_rectified: bool
+    camera_info_policy: str
     camera_info_tolerance: float
+    camera_info_wait: float
     max_input_pixels: int
     input_qos_reliability: str
     input_qos_depth: int

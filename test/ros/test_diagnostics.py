@@ -17,8 +17,11 @@ from recon3d_ros.ros.diagnostics import (  # noqa: E402
     RateMeter,
     StatsSnapshot,
     build_status,
+    loss_values,
+    pairing_values,
     scale_values,
 )  # noqa: E402
+from recon3d_ros.ros.sync import PairingCounts  # noqa: E402
 
 
 def test_rate_meter_counts_events_in_window():
@@ -99,3 +102,31 @@ def test_scale_values_report_the_scalers_state_before_and_after_an_estimate():
     assert float(after["scale_shift"]) == 0.0
     assert after["scale_updates"] == "1" and after["scale_rejected"] == "0"
     assert after["scale_inliers"] == "48"
+
+
+def test_pairing_values_say_how_images_found_their_camera_info():
+    counts = PairingCounts(
+        exact=57, nearest=2, latched=0, waited=40, unpaired=1, max_wait_s=0.0123
+    )
+    values = pairing_values("stamped", counts)
+    assert values == {
+        "camera_info_policy": "stamped",
+        "paired_exact": "57",
+        "paired_nearest": "2",
+        "paired_latched": "0",
+        "camera_info_waited": "40",
+        "camera_info_wait_max_ms": "12.3",
+        "camera_info_unpaired": "1",
+    }
+
+
+def test_loss_values_before_and_after_the_period_is_known():
+    assert loss_values(0, None, None) == {
+        "frames_lost_before_node": "0",
+        "camera_period_ms": "nan",
+        "image_messages_lost_middleware": "unsupported",
+    }
+    values = loss_values(12, 33_333_333, 3)
+    assert values["frames_lost_before_node"] == "12"
+    assert values["camera_period_ms"] == "33.33"
+    assert values["image_messages_lost_middleware"] == "3"

@@ -28,7 +28,7 @@ def test_defaults_validate():
 
 def test_config_yaml_sets_every_parameter_to_its_default():
     data = yaml.safe_load(CONFIG_YAML.read_text())
-    values = data["depth_node"]["ros__parameters"]
+    values = data["/**/depth_node"]["ros__parameters"]
     assert set(values) == set(SPECS)
     for name, value in values.items():
         default = SPECS[name].default
@@ -53,6 +53,7 @@ def test_runtime_changeable_subset():
     changeable = {s.name for s in PARAMS if not s.read_only}
     assert changeable == {
         "camera_info_tolerance",
+        "camera_info_wait",
         "publish_depth",
         "publish_camera_info",
         "publish_points",
