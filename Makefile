@@ -24,7 +24,7 @@ PYTEST_ARGS ?=
 ROS_ENV = ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST \
 	ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-$$((RANDOM % 100 + 100))}
 
-.PHONY: help setup demo bench test lint colcon clean distclean
+.PHONY: help setup demo bench test lint typecheck colcon clean distclean
 
 help:
 	@echo "make setup   create .venv with ROS 2 wheels, torch (CPU) and test tools"
@@ -32,6 +32,7 @@ help:
 	@echo "make bench   per-stage latency figures (BENCH_ARGS=)"
 	@echo "make test    run every test (TESTS=test/core to narrow, PYTEST_ARGS='-k camera')"
 	@echo "make lint    ament_flake8, ament_pep257 and package.xml checks (test/test_linters.py)"
+	@echo "make typecheck  mypy --strict over core, inference, models (test/test_typing.py)"
 	@echo "make colcon  colcon build into build/ and install/ (as a ROS workspace would)"
 
 setup: $(STAMP)
@@ -61,11 +62,14 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VPY) -m pytest test/test_linters.py -q -p no:cacheprovider $(PYTEST_ARGS)
 
+typecheck: $(STAMP)
+	$(VPY) -m pytest test/test_typing.py -q -p no:cacheprovider $(PYTEST_ARGS)
+
 colcon: $(STAMP)
 	$(VPY) -m colcon build --paths . --build-base build --install-base install
 
 clean:
-	rm -rf build install log *.egg-info
+	rm -rf build install log *.egg-info .mypy_cache
 
 distclean: clean
 	rm -rf $(VENV)

@@ -36,7 +36,9 @@ setup(
     package_data={
         # Shipped default weights (and their configs) live inside the Python package so that
         # both a colcon install and a pip install find them next to the code.
-        PACKAGE_NAME: ["models/weights/*.pt", "models/weights/*.onnx", "models/weights/*.yaml"],
+        # py.typed (PEP 561): type checkers read the annotations of an installed copy.
+        PACKAGE_NAME: ["py.typed", "models/weights/*.pt", "models/weights/*.onnx",
+                       "models/weights/*.yaml"],
     },
     include_package_data=False,
     data_files=[
@@ -51,6 +53,10 @@ setup(
     # Listing numpy/opencv here would make setuptools-generated scripts refuse to start on a
     # ROS machine where they come from apt (python3-opencv has no pip metadata).
     install_requires=["setuptools"],
+    # colcon test runs pytest only for a package that declares it as a test dependency
+    # (otherwise it falls back to unittest, which finds none of these tests). An extra, as in
+    # the ament_python template: setuptools >= 72 no longer knows `tests_require`.
+    extras_require={"test": ["pytest"]},
     zip_safe=False,
     maintainer="recon3d_ros maintainers",
     maintainer_email="recon3d-ros@example.com",

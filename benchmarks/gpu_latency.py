@@ -146,7 +146,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from recon3d_ros.core.camera import PinholeCamera
-    from recon3d_ros.inference.config import ModelConfig
+    from recon3d_ros.core.model_config import ModelConfig
     from recon3d_ros.inference.gpu_pipeline import GpuPipelineEngine
     from recon3d_ros.inference.torch_backend import TorchRunner
 

@@ -488,3 +488,79 @@ def stamp_key(msg: Any) -> tuple[int, int]:
 def key() -> Callable[[Any], tuple[int, int]]:
     """Get the ``(sec, nanosec)`` of a message's header stamp."""
     return stamp_key
+
+
+# ---------------------------------------------------------------------------------- bad payloads
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _zeros_zlib(n: int, chunk: int = 1 << 20) -> bytes:
+    """Return a zlib stream of ``n`` zero bytes (level 9) without compressing all of them.
+
+    After a full flush the compressor starts afresh, so every 1 MiB chunk of zeros codes to
+    the same bytes: code one and repeat it. The trailer is Adler-32 of ``n`` zeros, which is
+    ``(n mod 65521) << 16 | 1`` (RFC 1950: A stays 1, B adds A per byte).
+    """
+    import zlib
+
+    c = zlib.compressobj(9)
+    first = c.compress(bytes(chunk)) + c.flush(zlib.Z_FULL_FLUSH)
+    block = c.compress(bytes(chunk)) + c.flush(zlib.Z_FULL_FLUSH)
+    assert first[2:] == block  # only the 2-byte zlib header differs
+    full, rest = divmod(n, chunk)
+    tail = c.compress(bytes(rest)) + c.flush()
+    adler = ((n % 65521) << 16) | 1
+    return first[:2] + block * full + tail[:-4] + adler.to_bytes(4, "big")
+
+
+class BadPayloads:
+    """Hostile or broken jpeg/png payloads, built byte by byte (not by the code under test)."""
+
+    @staticmethod
+    def png(width: int, height: int, rows: int | None = None) -> bytes:
+        """Build an all-black 8-bit RGB png with valid chunks and CRCs.
+
+        ``rows`` < ``height`` puts fewer rows in IDAT than IHDR declares.
+        """
+        import struct
+
+        ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+        n_rows = height if rows is None else rows
+        idat = _zeros_zlib(n_rows * (1 + 3 * width))
+        sig = b"\x89PNG\r\n\x1a\n"
+        chunks = _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+        return sig + chunks
+
+    @staticmethod
+    def jpeg(width: int = 64, height: int = 64, seed: int = 0) -> bytes:
+        """Encode noise as a baseline JPEG of a few KB with the OpenCV encoder."""
+        import cv2
+
+        noise = np.random.default_rng(seed).integers(0, 256, (height, width, 3), np.uint8)
+        ok, jpg = cv2.imencode(".jpg", noise, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        assert ok
+        return jpg.tobytes()
+
+    @classmethod
+    def jpeg_bomb(cls, width: int = 16000, height: int = 16000) -> bytes:
+        """Patch the SOF0 frame header of a small real jpeg to declare another size."""
+        data = bytearray(cls.jpeg())
+        sof = data.find(b"\xff\xc0")
+        assert sof > 0 and data[sof + 4] == 8  # SOF0, 8-bit precision
+        data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+        return bytes(data)
+
+    @classmethod
+    def png_bomb(cls, width: int = 16000, height: int = 16000) -> bytes:
+        """Build a complete all-zero png: 16000 x 16000 is 0.76 MB for 768 MB of pixels."""
+        return cls.png(width, height)
+
+
+@pytest.fixture
+def bad_payloads() -> type[BadPayloads]:
+    """Build decompression bombs and corrupt jpeg/png payloads."""
+    return BadPayloads

@@ -5,7 +5,8 @@ as an ``ament_python`` package into a temporary workspace, in both the copy and 
 ``--symlink-install`` layouts. The checks are what ``ros2 run recon3d_ros depth_node`` and
 ``ros2 launch recon3d_ros depth.launch.py`` rely on: the executables under
 ``lib/recon3d_ros``, the launch and config files under ``share/recon3d_ros``, and the ament
-index marker that ``get_package_share_directory`` looks up.
+index marker that ``get_package_share_directory`` looks up; and ``colcon test``, which must
+run the tests with pytest.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 from pathlib import Path
 import subprocess
 import sys
+from xml.etree import ElementTree
 
 import pytest
 
@@ -67,21 +69,25 @@ class ColconInstall:
                               capture_output=True, text=True, timeout=120)
 
 
-def colcon_build(workspace: Path, symlink_install: bool) -> ColconInstall:
-    command = [sys.executable, "-m", "colcon", "--log-base", str(workspace / "log"), "build",
+def run_colcon(workspace: Path, verb: str, *arguments: str) -> str:
+    """Run ``colcon <verb>`` on the repository in ``workspace``; returns its output."""
+    command = [sys.executable, "-m", "colcon", "--log-base", str(workspace / "log"), verb,
                "--paths", str(REPO),
                "--build-base", str(workspace / "build"),
                "--install-base", str(workspace / "install"),
-               "--event-handlers", "console_direct+"]
-    if symlink_install:
-        command.append("--symlink-install")
+               "--event-handlers", "console_direct+", *arguments]
     env = dict(os.environ)
     # A developer's ~/.colcon/defaults.yaml must not change what is tested.
     env["COLCON_HOME"] = str(workspace / "colcon_home")
     result = subprocess.run(command, cwd=workspace, env=env, capture_output=True, text=True,
                             timeout=BUILD_TIMEOUT_S)
     output = result.stdout + result.stderr
-    assert result.returncode == 0, f"colcon build failed ({result.returncode}):\n{output}"
+    assert result.returncode == 0, f"colcon {verb} failed ({result.returncode}):\n{output}"
+    return output
+
+
+def colcon_build(workspace: Path, symlink_install: bool) -> ColconInstall:
+    output = run_colcon(workspace, "build", *(["--symlink-install"] if symlink_install else []))
     return ColconInstall(workspace, workspace / "install" / PACKAGE, symlink_install, output)
 
 
@@ -161,6 +167,11 @@ def test_shipped_weights_installed_with_the_code(installed: ColconInstall) -> No
         assert target.stat().st_size == source.stat().st_size
 
 
+def test_type_information_installed_with_the_code(installed: ColconInstall) -> None:
+    # PEP 561: without py.typed beside the code, type checkers ignore the package's annotations.
+    assert (imported_package_dir(installed) / "py.typed").is_file()
+
+
 def test_recon3d_script_runs(installed: ColconInstall) -> None:
     result = subprocess.run([str(installed.lib / "recon3d"), "--help"], cwd=installed.workspace,
                             env=installed.env(), capture_output=True, text=True, timeout=120)
@@ -204,3 +215,22 @@ def test_installed_depth_node_starts_and_reports_a_bad_model(installed: ColconIn
     assert result.returncode == 1, output
     assert str(missing_model) in output
     assert "Traceback" not in output
+
+
+def test_colcon_test_runs_the_tests_with_pytest(installed: ColconInstall) -> None:
+    # colcon picks pytest only for a package with a pytest test dependency; without one it
+    # ran unittest, which collected nothing ("Ran 0 tests") and passed. A small, DDS-free test
+    # file keeps this quick; the junit file is what colcon's pytest step writes.
+    if installed.symlink:
+        pytest.skip("colcon test reads setup.py, not the install layout: one build is enough")
+    test_file = "test/ros/test_launch_support.py"
+    output = run_colcon(installed.workspace, "test", "--return-code-on-test-failure",
+                        "--pytest-args", test_file)
+    junit = installed.workspace / "build" / PACKAGE / "pytest.xml"
+    assert junit.is_file(), f"colcon test did not run pytest:\n{output}"
+    suite = ElementTree.parse(junit).getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    expected = sum(line.startswith("def test_")
+                   for line in (REPO / test_file).read_text(encoding="utf-8").splitlines())
+    assert int(suite.get("tests")) == expected > 0, output
+    assert int(suite.get("failures")) == int(suite.get("errors")) == 0, output

@@ -30,6 +30,8 @@ from typing import Any, Callable
 import numpy as np
 import numpy.typing as npt
 
+from recon3d_ros.commands.options import add_model_options
+
 STAGES = ("decode_ms", "preprocess_ms", "inference_ms", "postprocess_ms", "publish_ms")
 DETAIL = ("depth_postprocess_ms", "depth_msg_ms", "cloud_ms")
 ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
@@ -39,19 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object instead of a table"
     )
-    parser.add_argument(
-        "--model", default="default", help="preset name or model file (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--preset",
-        default="",
-        help="preset whose pre/post-processing describes the --model file (recon3d models)",
-    )
-    parser.add_argument("--backend", default="auto", help="torch, onnxruntime, tensorrt or auto")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    parser.add_argument(
-        "--precision", default="fp32", help="fp32, fp16, bf16, int8 (backend permitting)"
-    )
+    add_model_options(parser)
     parser.add_argument(
         "--width", type=int, default=640, help="camera image width (default: %(default)s)"
     )

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from recon3d_ros.commands.options import add_model_options
 from recon3d_ros.evaluation.evaluate import MODES, PLANE_CAP, PLANE_HEIGHT, TRAIN_MEDIAN_DEPTH
 
 _TABLE_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "mae", "delta1", "delta2", "delta3")
@@ -27,17 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="RGB-D folder to evaluate on (repeatable)",
     )
-    parser.add_argument(
-        "--model", default="default", help="model file or preset (default: the packaged model)"
-    )
-    parser.add_argument(
-        "--preset",
-        default="",
-        help="preset whose pre/post-processing describes the --model file (recon3d models)",
-    )
-    parser.add_argument("--backend", default="auto", help="auto, torch, onnxruntime, tensorrt")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="fp32")
+    add_model_options(parser)
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object instead of tables"
     )

@@ -44,8 +44,8 @@ def write_folder(
 ) -> Path:
     """Render ``count`` frames into an RGB-D folder; returns the intrinsics.json path."""
     import cv2
-    import numpy as np
 
+    from recon3d_ros.core.encodings import depth_m_to_mm16
     from recon3d_ros.synth import render_frame
 
     (out / "color").mkdir(parents=True, exist_ok=True)
@@ -54,16 +54,13 @@ def write_folder(
     for i in range(count):
         f = render_frame(seed + i, width, height, hfov_deg=hfov, kind=kind, jitter_principal=False)
         camera = f.camera
-        mm = np.where(np.isfinite(f.depth), np.round(f.depth * 1000.0), 0)
-        mm = np.where(mm > 65535, 0, mm).astype(
-            np.uint16
-        )  # beyond 65.5 m: stored as "no measurement"
+        mm = depth_m_to_mm16(f.depth)  # beyond 65.5 m: stored as "no measurement"
         cv2.imwrite(str(out / "color" / f"{i}.png"), f.rgb[..., ::-1])
         cv2.imwrite(str(out / "depth" / f"{i}.png"), mm)
         ids.append(str(i))
     if camera is None:
         raise ConfigError("--count must be positive")
-    from recon3d_ros.evaluation.dataset import write_intrinsics_json
+    from recon3d_ros.core.rgbd_io import write_intrinsics_json
 
     note = f"recon3d synth, seeds {seed}..{seed + count - 1}, hfov {hfov} deg"
     return write_intrinsics_json(out, camera, ids, "color/{i}.png", note)

@@ -15,19 +15,10 @@ import argparse
 import shlex
 import sys
 
+from recon3d_ros.commands.options import add_device_option, add_size_option
 from recon3d_ros.errors import ConfigError
 
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected WIDTHxHEIGHT such as 192x144, got {text!r}"
-        ) from None
-    if w < 32 or h < 32:
-        raise argparse.ArgumentTypeError(f"size must be at least 32x32, got {text!r}")
-    return w, h
+MIN_SIZE = 32  # unet_small downsamples to 1/32: a smaller input or crop has no pixel left there
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,11 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--width-mult", type=float, default=1.0, help="channel multiplier of unet_small"
     )
     model.add_argument("--init-from", help="start from this checkpoint's weights (fine-tuning)")
-    model.add_argument(
-        "--input-size",
-        type=_size,
-        default=(256, 192),
-        help="network input of the saved ModelConfig (default 256x192)",
+    add_size_option(
+        model, "--input-size", "256x192", "network input of the saved ModelConfig", MIN_SIZE
     )
     model.add_argument(
         "--canonical-focal",
@@ -83,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model.add_argument("--max-depth", type=float, default=80.0)
     opt = parser.add_argument_group("optimisation")
-    opt.add_argument("--crop", type=_size, default=(192, 144), help="training crop WIDTHxHEIGHT")
+    add_size_option(opt, "--crop", "192x144", "training crop", MIN_SIZE)
     opt.add_argument("--epochs", type=int, default=10)
     opt.add_argument("--epoch-size", type=int, default=2000, help="samples per epoch")
     opt.add_argument("--batch", type=int, default=12)
@@ -109,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
     run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    add_device_option(run)
     run.add_argument(
         "--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)"
     )

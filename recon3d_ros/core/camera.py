@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -39,7 +39,7 @@ from recon3d_ros.errors import CameraModelError
 
 __all__ = [
     "PinholeCamera", "ImageTransform", "letterbox_transform", "stretch_transform",
-    "check_camera_matrix",
+    "keep_aspect_transform", "check_camera_matrix", "round_to_multiple", "resize_image",
 ]
 
 #: ``f / S`` bounds (``S`` = the sensor's longer side): 179.9 to 0.06 degrees of view.
@@ -62,8 +62,38 @@ def _fmt(v: float) -> str:
     return f"{v:.6g}"
 
 
+def round_to_multiple(value: float, multiple: int) -> int:
+    """Round ``value`` to the nearest multiple of ``multiple`` (ties to even, as numpy does).
+
+    Python's ``round`` is the half-to-even rule numpy and transformers' image processors use,
+    so network input sizes computed here match theirs; a ``multiple`` below 1 counts as 1.
+    """
+    m = max(1, int(multiple))
+    return int(round(value / m)) * m
+
+
+def resize_image(
+    image: npt.NDArray[Any], width: int, height: int, enlarge: int | None = None
+) -> npt.NDArray[Any]:
+    """Resize ``image`` to ``width`` x ``height``: ``INTER_AREA`` when either side shrinks.
+
+    Area averaging is the OpenCV filter that does not alias when shrinking; enlarging uses
+    ``enlarge`` (default ``INTER_LINEAR``). The same size returns ``image`` itself.
+    """
+    src_h, src_w = image.shape[:2]
+    if (width, height) == (src_w, src_h):
+        return image
+    import cv2
+
+    if width < src_w or height < src_h:
+        flag = cv2.INTER_AREA
+    else:
+        flag = cv2.INTER_LINEAR if enlarge is None else enlarge
+    return np.asarray(cv2.resize(image, (width, height), interpolation=flag))
+
+
 def check_camera_matrix(
-    k: Sequence[float], width: int, height: int, name: str = "K"
+    k: Sequence[float] | npt.NDArray[np.float64], width: int, height: int, name: str = "K"
 ) -> None:
     """Raise :class:`CameraModelError` if the 3x3 row-major ``k`` cannot be a camera matrix.
 
@@ -330,23 +360,20 @@ class ImageTransform:
             self.left, self.top, self.dst_width, self.dst_height
         )
 
-    def apply_image(self, image: npt.NDArray, interpolation: int | None = None) -> npt.NDArray:
-        """Resize and pad ``image`` (H x W or H x W x C) into the network canvas."""
-        import cv2
+    def apply_image(
+        self, image: npt.NDArray[Any], interpolation: int | None = None
+    ) -> npt.NDArray[Any]:
+        """Resize and pad ``image`` (H x W or H x W x C) into the network canvas.
 
-        interp = cv2.INTER_AREA if interpolation is None else interpolation
-        if self.content_width < self.src_width or self.content_height < self.src_height:
-            resized = cv2.resize(
-                image, (self.content_width, self.content_height), interpolation=interp
-            )
-        elif (self.content_width, self.content_height) != (self.src_width, self.src_height):
-            resized = cv2.resize(
-                image,
-                (self.content_width, self.content_height),
-                interpolation=cv2.INTER_LINEAR if interpolation is None else interpolation,
-            )
+        ``interpolation`` (an OpenCV flag) overrides :func:`resize_image`'s choice.
+        """
+        size = (self.content_width, self.content_height)
+        if interpolation is None or size == (self.src_width, self.src_height):
+            resized = resize_image(image, *size)
         else:
-            resized = image
+            import cv2
+
+            resized = np.asarray(cv2.resize(image, size, interpolation=interpolation))
         if (self.content_width, self.content_height) == (self.dst_width, self.dst_height):
             return resized
         canvas = np.zeros(
@@ -359,11 +386,11 @@ class ImageTransform:
 
     def invert_image(
         self,
-        image: npt.NDArray,
+        image: npt.NDArray[Any],
         width: int | None = None,
         height: int | None = None,
         interpolation: int | None = None,
-    ) -> npt.NDArray:
+    ) -> npt.NDArray[Any]:
         """Crop the content region of a network-sized map and resize it to the source size.
 
         ``width``/``height`` choose another output size (defaults: the source's).
@@ -378,7 +405,9 @@ class ImageTransform:
         if content.shape[1] == out_w and content.shape[0] == out_h:
             return content
         interp = cv2.INTER_LINEAR if interpolation is None else interpolation
-        return cv2.resize(np.ascontiguousarray(content), (out_w, out_h), interpolation=interp)
+        return np.asarray(
+            cv2.resize(np.ascontiguousarray(content), (out_w, out_h), interpolation=interp)
+        )
 
 
 def stretch_transform(
@@ -416,10 +445,7 @@ def keep_aspect_transform(
     aspect change from rounding is a stretch, so the output shape varies with the input.
     """
     scale = short_side / min(src_width, src_height)
-
-    def _round(v: float) -> int:
-        m = max(1, multiple_of)
-        return max(m, int(round(v / m)) * m)
-
-    w, h = _round(src_width * scale), _round(src_height * scale)
+    m = max(1, multiple_of)
+    w = max(m, round_to_multiple(src_width * scale, m))
+    h = max(m, round_to_multiple(src_height * scale, m))
     return ImageTransform(src_width, src_height, w, h, w, h)

@@ -8,8 +8,11 @@ Behaves like cv_bridge's ``imgmsg_to_cv2`` / ``cv2_to_imgmsg``:
 * :func:`to_rgb8` converts any supported colour/mono/YUV/Bayer array to the ``H x W x 3``
   uint8 RGB a depth network expects.
 * :func:`array_to_image_fields` produces the fields of an outgoing ``sensor_msgs/Image``
-  with ``data`` as ``bytes`` (assigning ``bytes`` to a ROS message is hundreds of times faster
-  than assigning a numpy array, which rclpy converts element by element).
+  with ``data`` as ``bytes``; :mod:`recon3d_ros.ros.conversions` wraps them in an
+  ``array.array('B')``, the one type a message's ``uint8[]`` setter stores without checking
+  and copying element by element (it does that for ``bytes`` and numpy arrays alike).
+* :func:`to_depth_m` and :func:`depth_m_to_mm16` convert between metres and the 16-bit
+  millimetre depth of REP 118 (0 = no measurement).
 * :func:`decode_compressed` decodes ``sensor_msgs/CompressedImage`` payloads (jpeg, png and
   ``compressedDepth`` png). The size the payload's header declares is checked against a pixel
   limit *before* the decoder allocates (:mod:`recon3d_ros.core.image_header`), and what the C
@@ -48,11 +51,13 @@ __all__ = [
     "image_to_array",
     "to_rgb8",
     "to_depth_m",
+    "depth_m_to_mm16",
+    "MAX_DEPTH_MM16",
     "array_to_image_fields",
     "decode_compressed",
 ]
 
-BufferLike = Union[bytes, bytearray, memoryview, _array.array, np.ndarray]
+BufferLike = Union[bytes, bytearray, memoryview, "_array.array[int]", npt.NDArray[Any]]
 
 #: Images larger than this are rejected as corrupt headers rather than allocated.
 MAX_PIXELS = 100_000_000
@@ -85,7 +90,7 @@ _NAMED: dict[str, tuple[np.dtype, int]] = {
     "bayer_grbg16": (_U16, 1),
 }
 
-_GENERIC_DEPTHS = {
+_GENERIC_DEPTHS: dict[str, np.dtype[Any]] = {
     "8U": np.dtype(np.uint8),
     "8S": np.dtype(np.int8),
     "16U": np.dtype(np.uint16),
@@ -193,7 +198,7 @@ def image_to_array(
     height: int,
     step: int,
     is_bigendian: bool = False,
-) -> npt.NDArray:
+) -> npt.NDArray[Any]:
     """View a ``sensor_msgs/Image`` buffer as a numpy array.
 
     Returns ``height x width`` for one-channel encodings (mono, depth, raw Bayer) and
@@ -238,7 +243,7 @@ def image_to_array(
     return view
 
 
-def to_rgb8(image: npt.NDArray, encoding: str) -> npt.NDArray[np.uint8]:
+def to_rgb8(image: npt.NDArray[Any], encoding: str) -> npt.NDArray[np.uint8]:
     """Convert an image of ``encoding`` to contiguous ``H x W x 3`` uint8 RGB.
 
     16-bit inputs are scaled to 8 bit by dropping the low byte (``>> 8``). ``8UC3``/``8UC4`` are
@@ -253,6 +258,12 @@ def to_rgb8(image: npt.NDArray, encoding: str) -> npt.NDArray[np.uint8]:
         shape/dtype does not match the encoding.
 
     """
+    rgb: npt.NDArray[np.uint8] = _convert_to_rgb8(image, encoding)
+    return rgb
+
+
+def _convert_to_rgb8(image: npt.NDArray[Any], encoding: str) -> Any:
+    """Do :func:`to_rgb8`'s work (OpenCV's results are untyped ``MatLike``)."""
     cv2 = _cv2()
     dt, n = _lookup(encoding)
     arr = np.asarray(image)
@@ -295,7 +306,7 @@ def to_rgb8(image: npt.NDArray, encoding: str) -> npt.NDArray[np.uint8]:
     )
 
 
-def to_depth_m(image: npt.NDArray, encoding: str) -> npt.NDArray[np.float32]:
+def to_depth_m(image: npt.NDArray[Any], encoding: str) -> npt.NDArray[np.float32]:
     """Convert a depth image to float32 metres with NaN where there is no depth.
 
     Follows REP 118 and depth_image_proc's ``convert_metric``: ``16UC1``/``mono16`` hold
@@ -324,6 +335,23 @@ def to_depth_m(image: npt.NDArray, encoding: str) -> npt.NDArray[np.float32]:
     )
 
 
+#: The largest depth a 16-bit millimetre image holds: 65535 mm.
+MAX_DEPTH_MM16 = int(np.iinfo(np.uint16).max)
+
+
+def depth_m_to_mm16(depth: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.uint16]:
+    """Convert metres to 16-bit millimetres (REP 118 ``16UC1``), the inverse of :func:`to_depth_m`.
+
+    Each value is rounded to the nearest millimetre. What has no millimetre value in 1..65535
+    becomes 0, "no measurement": NaN and infinities, depths that round to 0 mm or below, and
+    depths beyond 65.535 m (clipping them to 65535 would record a false reading).
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        mm = np.rint(np.asarray(depth, dtype=np.float64) * 1000.0)
+        valid = np.isfinite(mm) & (mm > 0) & (mm <= MAX_DEPTH_MM16)
+    return np.where(valid, mm, 0).astype(np.uint16)
+
+
 @dataclass(frozen=True)
 class ImageFields:
     """Field values for an outgoing ``sensor_msgs/Image`` (``data`` already ``bytes``)."""
@@ -336,7 +364,7 @@ class ImageFields:
     is_bigendian: bool = False
 
 
-def array_to_image_fields(image: npt.NDArray, encoding: str) -> ImageFields:
+def array_to_image_fields(image: npt.NDArray[Any], encoding: str) -> ImageFields:
     """Pack an array into ``sensor_msgs/Image`` fields, like cv_bridge's ``cv2_to_imgmsg``.
 
     The array's dtype and channel count must match ``encoding`` (cv_bridge raises on a
@@ -384,7 +412,7 @@ _INVENTED_PIXELS = re.compile(
 )
 
 
-def _decode_bytes(payload: npt.NDArray[np.uint8], what: str, max_pixels: int) -> npt.NDArray:
+def _decode_bytes(payload: npt.NDArray[np.uint8], what: str, max_pixels: int) -> npt.NDArray[Any]:
     """Decode a jpeg/png/tiff payload whose header passes the size limit; stderr kept quiet."""
     cv2 = _cv2()
     try:
@@ -416,12 +444,12 @@ def _decode_bytes(payload: npt.NDArray[np.uint8], what: str, max_pixels: int) ->
             f"cannot use {what} ({payload.size} bytes): {messages.text()}; the decoder filled "
             "the damaged part of the image with made-up pixels"
         )
-    return decoded
+    return np.asarray(decoded)
 
 
 def decode_compressed(
     data: BufferLike, format: str, max_pixels: int = MAX_PIXELS  # noqa: A002
-) -> tuple[npt.NDArray, str]:
+) -> tuple[npt.NDArray[Any], str]:
     """Decode a ``sensor_msgs/CompressedImage`` into ``(array, encoding)``.
 
     ``format`` is the message's field: ``"jpeg"``, ``"png"``, image_transport's
@@ -462,7 +490,7 @@ def decode_compressed(
     return _name_decoded(decoded, original)
 
 
-def _name_decoded(decoded: npt.NDArray, original: str) -> tuple[npt.NDArray, str]:
+def _name_decoded(decoded: npt.NDArray[Any], original: str) -> tuple[npt.NDArray[Any], str]:
     cv2 = _cv2()
     if decoded.ndim == 2:
         natural = "mono8" if decoded.dtype == _U8 else "mono16"
@@ -488,7 +516,7 @@ def _name_decoded(decoded: npt.NDArray, original: str) -> tuple[npt.NDArray, str
 
 def _decode_compressed_depth(
     payload: npt.NDArray[np.uint8], original: str, fmt: str, max_pixels: int
-) -> tuple[npt.NDArray, str]:
+) -> tuple[npt.NDArray[Any], str]:
     if payload.size <= _DEPTH_HEADER.size:
         raise EncodingError(
             f"compressedDepth payload of {payload.size} bytes is shorter than its "

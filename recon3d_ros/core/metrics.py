@@ -16,6 +16,7 @@ space (:func:`align_scale_shift_disparity`, MiDaS / Depth Anything style).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -38,7 +39,7 @@ METRIC_NAMES = (
 )
 
 
-def _same_shape(pred: npt.NDArray, gt: npt.NDArray) -> None:
+def _same_shape(pred: npt.NDArray[Any], gt: npt.NDArray[Any]) -> None:
     if pred.shape != gt.shape:
         raise DatasetError(
             f"prediction shape {pred.shape} differs from ground truth shape {gt.shape}; resize "
@@ -57,9 +58,10 @@ def valid_mask(
     gt = np.asarray(gt)
     _same_shape(pred, gt)
     with np.errstate(invalid="ignore"):
-        return (
+        mask: npt.NDArray[np.bool_] = (
             np.isfinite(gt) & (gt > min_depth) & (gt < max_depth) & np.isfinite(pred) & (pred > 0)
         )
+    return mask
 
 
 def depth_metrics(
@@ -113,11 +115,14 @@ def depth_metrics(
 
 
 def _fit_mask(
-    pred: npt.NDArray, gt: npt.NDArray, mask: npt.NDArray | None, pred_positive: bool
+    pred: npt.NDArray[Any],
+    gt: npt.NDArray[Any],
+    mask: npt.NDArray[Any] | None,
+    pred_positive: bool,
 ) -> npt.NDArray[np.bool_]:
     _same_shape(pred, gt)
     with np.errstate(invalid="ignore"):
-        m = np.isfinite(gt) & (gt > 0) & np.isfinite(pred)
+        m: npt.NDArray[np.bool_] = np.isfinite(gt) & (gt > 0) & np.isfinite(pred)
         if pred_positive:
             m &= pred > 0
     if mask is not None:

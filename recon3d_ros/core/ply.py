@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import BinaryIO, Union
+from typing import Any, BinaryIO, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -48,7 +48,7 @@ def drop_invalid_vertices(
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8] | None, npt.NDArray[np.int32] | None]:
     """Remove vertices with a non-finite coordinate, remap faces, drop faces that used them."""
     pts = np.asarray(points, dtype=np.float32).reshape(-1, 3)
-    keep = np.isfinite(pts).all(axis=1)
+    keep = np.asarray(np.isfinite(pts).all(axis=1))
     cols = None if colors is None else np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
     if cols is not None and cols.shape[0] != pts.shape[0]:
         raise EncodingError(f"{cols.shape[0]} colours for {pts.shape[0]} points")
@@ -76,7 +76,7 @@ def write_ply(
 ) -> int:
     """Write a PLY file; NaN/inf points are skipped (faces remapped). Returns the vertex count."""
     pts, cols, tris = drop_invalid_vertices(points, colors, faces)
-    n = pts.shape[0]
+    n = int(pts.shape[0])
     header = ["ply", f"format {'binary_little_endian' if binary else 'ascii'} 1.0",
               "comment written by recon3d_ros", f"element vertex {n}",
               "property float x", "property float y", "property float z"]
@@ -107,7 +107,10 @@ def write_ply(
 
 
 def _write_ascii(
-    fh: BinaryIO, pts: npt.NDArray, cols: npt.NDArray | None, tris: npt.NDArray | None
+    fh: BinaryIO,
+    pts: npt.NDArray[Any],
+    cols: npt.NDArray[Any] | None,
+    tris: npt.NDArray[Any] | None,
 ) -> None:
     lines = []
     for i in range(pts.shape[0]):
@@ -156,12 +159,12 @@ def read_ply(path: PathLike) -> PlyData:
             f"{path}: PLY format {fmt!r} is not supported (binary_little_endian or ascii)"
         )
     body = raw[body_start:]
-    data: dict[str, dict[str, npt.NDArray]] = {}
+    data: dict[str, dict[str, npt.NDArray[Any]]] = {}
     if fmt == "ascii":
         tokens = body.split()
         pos = 0
         for name, count, props in elements:
-            cols: dict[str, list[float]] = {p[0]: [] for p in props}
+            cols: dict[str, list[Any]] = {p[0]: [] for p in props}  # values or lists
             for _ in range(count):
                 for pname, _ptype, list_count in props:
                     if list_count is not None:
@@ -176,9 +179,9 @@ def read_ply(path: PathLike) -> PlyData:
         offset = 0
         for name, count, props in elements:
             if any(p[2] is not None for p in props):
-                if len(props) != 1:
-                    raise DatasetError(f"{path}: element {name!r} mixes lists and scalars")
                 pname, item, count_type = props[0]
+                if len(props) != 1 or count_type is None:
+                    raise DatasetError(f"{path}: element {name!r} mixes lists and scalars")
                 # Triangles only: fixed-size records (count byte + 3 indices).
                 rec = np.dtype([("n", "<" + count_type), ("v", "<" + item, (3,))])
                 arr = np.frombuffer(body, dtype=rec, count=count, offset=offset)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import sys
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -34,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recon3d_ros.core.camera import PinholeCamera
+from recon3d_ros.core.lru import LruCache
 from recon3d_ros.errors import CameraModelError, EncodingError
 
 __all__ = [
@@ -158,34 +158,21 @@ class RayGrid:
             return rays
 
 
-_RAY_CACHE: "OrderedDict[tuple[Any, ...], RayGrid]" = OrderedDict()
-_RAY_CACHE_SIZE = 8
-_RAY_CACHE_LOCK = threading.Lock()
+_RAY_CACHE: LruCache[tuple[int, int, float, float, float, float], RayGrid] = LruCache(8)
 
 
 def ray_grid_for(camera: PinholeCamera) -> RayGrid:
     """Return the (cached) :class:`RayGrid` of ``camera``; keyed by size and intrinsics only."""
     key = (camera.width, camera.height, camera.fx, camera.fy, camera.cx, camera.cy)
-    with _RAY_CACHE_LOCK:
-        grid = _RAY_CACHE.get(key)
-        if grid is not None:
-            _RAY_CACHE.move_to_end(key)
-            return grid
-    grid = RayGrid(*key)
-    with _RAY_CACHE_LOCK:
-        _RAY_CACHE[key] = grid
-        while len(_RAY_CACHE) > _RAY_CACHE_SIZE:
-            _RAY_CACHE.popitem(last=False)
-    return grid
+    return _RAY_CACHE.get(key, lambda: RayGrid(*key))
 
 
 def clear_ray_cache() -> None:
-    with _RAY_CACHE_LOCK:
-        _RAY_CACHE.clear()
+    _RAY_CACHE.clear()
 
 
 def _check_inputs(
-    depth: npt.NDArray, camera: PinholeCamera, rgb: npt.NDArray | None, stride: int
+    depth: npt.NDArray[Any], camera: PinholeCamera, rgb: npt.NDArray[Any] | None, stride: int
 ) -> None:
     if depth.ndim != 2:
         raise EncodingError(f"depth must be an H x W array, got shape {depth.shape}")
@@ -282,7 +269,7 @@ def pack_rgb(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     return packed.view(np.float32)
 
 
-def unpack_rgb(rgb_field: npt.NDArray) -> npt.NDArray[np.uint8]:
+def unpack_rgb(rgb_field: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
     """Packed float32 (or uint32) rgb values -> ``N x 3`` uint8 RGB."""
     arr = np.ascontiguousarray(rgb_field).reshape(-1)
     if arr.dtype.itemsize != 4:
@@ -364,20 +351,22 @@ def _field_attr(f: Any, name: str) -> Any:
 
 
 def cloud_to_points(
-    data: bytes | bytearray | memoryview | Sequence[int] | npt.NDArray,
+    data: bytes | bytearray | memoryview | Sequence[int] | npt.NDArray[Any],
     fields: Iterable[Any],
     point_step: int,
     width: int,
     height: int,
     is_bigendian: bool = False,
     row_step: int | None = None,
-) -> npt.NDArray:
+) -> npt.NDArray[Any]:
     """Read a PointCloud2 buffer into a ``height x width`` structured array.
 
     Parses strictly by the field list (``CloudField``, ``sensor_msgs/PointField`` or dicts with
     name/offset/datatype/count), so it checks a writer's layout rather than assuming it.
-    Fields with ``count > 1`` become sub-arrays. ``row_step`` defaults to
-    ``point_step * width``; a larger one (row padding) is honoured.
+    Fields with ``count > 1`` become sub-arrays. ``row_step`` None or 0 (unset) means
+    ``point_step * width``; a larger one (row padding) is honoured, a shorter one, a field past
+    ``point_step``, an unknown datatype or data shorter than the layout raise
+    :class:`EncodingError`.
     """
     names: list[str] = []
     formats: list[Any] = []
@@ -394,10 +383,19 @@ def cloud_to_points(
         names.append(str(_field_attr(f, "name")))
         formats.append(dt if count == 1 else (dt, (count,)))
         offsets.append(int(_field_attr(f, "offset")))
-    dtype = np.dtype(
-        {"names": names, "formats": formats, "offsets": offsets, "itemsize": int(point_step)}
-    )
-    row_step = int(point_step) * int(width) if row_step is None else int(row_step)
+    try:
+        dtype = np.dtype(
+            {"names": names, "formats": formats, "offsets": offsets, "itemsize": int(point_step)}
+        )
+    except ValueError as exc:  # numpy: a field past point_step, overlapping fields
+        raise EncodingError(f"PointCloud2 field layout is inconsistent: {exc}") from exc
+    packed_row = int(point_step) * int(width)
+    row_step = int(row_step) if row_step else packed_row
+    if row_step < packed_row:
+        raise EncodingError(
+            f"PointCloud2 row_step {row_step} is shorter than width {width} x "
+            f"point_step {point_step}"
+        )
     if isinstance(data, np.ndarray):
         raw = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
     else:

@@ -17,15 +17,14 @@ remapped at all, whatever its ``R``.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
-from threading import Lock
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from recon3d_ros.core.camera import PinholeCamera
+from recon3d_ros.core.lru import LruCache
 from recon3d_ros.errors import CameraModelError, EncodingError
 
 __all__ = [
@@ -45,8 +44,8 @@ DISTORTION_MODELS: dict[str, int] = {
 class RectifyMaps:
     """``cv2.remap`` lookup maps (fixed-point ``CV_16SC2`` + ``CV_16UC1``, the fast format)."""
 
-    map1: npt.NDArray
-    map2: npt.NDArray
+    map1: npt.NDArray[Any]
+    map2: npt.NDArray[Any]
     source: PinholeCamera
     output: PinholeCamera
 
@@ -104,7 +103,9 @@ class Rectifier:
         """Intrinsics of rectified images (no distortion)."""
         return self.maps.output
 
-    def rectify(self, image: npt.NDArray, interpolation: int | None = None) -> npt.NDArray:
+    def rectify(
+        self, image: npt.NDArray[Any], interpolation: int | None = None
+    ) -> npt.NDArray[Any]:
         """Undistort ``image`` (``H x W`` or ``H x W x C``) with ``cv2.remap``.
 
         Bilinear by default (colour); pass ``cv2.INTER_NEAREST`` for depth or label images so
@@ -127,9 +128,7 @@ class Rectifier:
         )
 
 
-_CACHE: "OrderedDict[tuple[Any, ...], Rectifier]" = OrderedDict()
-_CACHE_SIZE = 4
-_CACHE_LOCK = Lock()
+_CACHE: LruCache[tuple[Any, ...], Rectifier] = LruCache(4)
 
 
 def _key(camera: PinholeCamera) -> tuple[Any, ...]:
@@ -154,19 +153,8 @@ def rectifier_for(
     if not camera.is_distorted:
         return None
     key = _key(camera) + (None if output_camera is None else _key(output_camera),)
-    with _CACHE_LOCK:
-        hit = _CACHE.get(key)
-        if hit is not None:
-            _CACHE.move_to_end(key)
-            return hit
-    rectifier = Rectifier(build_maps(camera, output_camera))
-    with _CACHE_LOCK:
-        _CACHE[key] = rectifier
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return rectifier
+    return _CACHE.get(key, lambda: Rectifier(build_maps(camera, output_camera)))
 
 
 def clear_rectifier_cache() -> None:
-    with _CACHE_LOCK:
-        _CACHE.clear()
+    _CACHE.clear()

@@ -50,7 +50,7 @@ def slow_model(matmuls: int, size: int = 256):
 
 def tiny_config(width: int = 64, height: int = 48, name: str = "tiny"):
     """Build the ModelConfig the tiny models embed: metric depth, ``width`` x ``height`` input."""
-    from recon3d_ros.inference.config import ModelConfig
+    from recon3d_ros.core.model_config import ModelConfig
 
     return ModelConfig(
         name=name,

@@ -3,8 +3,12 @@
 A backend only runs a network (``NetworkRunner``: a normalised NCHW array in, a raw map out).
 :class:`PipelineEngine` wraps any runner with its model's :class:`ModelConfig` pre/post
 processing, so every backend yields the same thing: metric depth on the image's pixel grid.
+:class:`DepthEngine` is that interface, what the node and the frame pipeline take;
+:class:`PipelineEngine` and its GPU twin
+(:class:`~recon3d_ros.inference.gpu_pipeline.GpuPipelineEngine`) implement it.
 Backends are named in :data:`BACKENDS` and imported lazily, so a missing runtime (TensorRT on a
-laptop, ONNX Runtime on a minimal robot image) only matters when that backend is asked for.
+laptop, ONNX Runtime on a minimal robot image) only matters when that backend is asked for;
+:data:`BACKEND_SUFFIXES` says which model files each one runs.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ import numpy as np
 import numpy.typing as npt
 
 from recon3d_ros.core.camera import PinholeCamera
+from recon3d_ros.core.model_config import ModelConfig
 from recon3d_ros.errors import BackendUnavailableError, ConfigError, ModelLoadError
-from recon3d_ros.inference.config import ModelConfig
 
 __all__ = [
     "DepthEngine",
@@ -28,16 +32,32 @@ __all__ = [
     "PipelineEngine",
     "StageTimings",
     "BACKENDS",
+    "BACKEND_SUFFIXES",
+    "CPU_THREAD_OPTIONS",
     "backend_for_path",
     "create_runner",
 ]
 
 
+@dataclass
+class StageTimings:
+    """Wall-clock milliseconds of the last ``infer`` call, per stage."""
+
+    preprocess_ms: float = 0.0
+    inference_ms: float = 0.0
+    postprocess_ms: float = 0.0
+
+
 @runtime_checkable
 class DepthEngine(Protocol):
-    """Metric depth from RGB: ``load()`` once, then ``infer()`` per frame."""
+    """Metric depth from RGB: ``load()`` once, then ``infer()`` per frame.
+
+    ``timings`` holds the stages of the last :meth:`infer` call; ``backend``, ``device`` and
+    ``precision`` say what was actually chosen (after ``auto`` and fallbacks).
+    """
 
     config: ModelConfig
+    timings: StageTimings
 
     @property
     def backend(self) -> str: ...
@@ -50,8 +70,16 @@ class DepthEngine(Protocol):
 
     def load(self) -> None: ...
 
-    def infer(self, rgb: npt.NDArray[np.uint8], camera: PinholeCamera) -> npt.NDArray[np.float32]:
-        """RGB uint8 H x W x 3 and its camera to depth H x W float32 metres (NaN invalid)."""
+    def infer(
+        self,
+        rgb: npt.NDArray[np.uint8],
+        camera: PinholeCamera,
+        output_size: tuple[int, int] | None = None,
+    ) -> npt.NDArray[np.float32]:
+        """RGB uint8 H x W x 3 and its camera to depth float32 metres (NaN invalid).
+
+        The depth has the image's size, or ``output_size`` ``(width, height)`` when given.
+        """
         ...
 
 
@@ -67,15 +95,6 @@ class NetworkRunner(Protocol):
     def run(self, tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Run on a 1 x 3 x h x w normalised input; return the raw output map."""
         ...
-
-
-@dataclass
-class StageTimings:
-    """Wall-clock milliseconds of the last ``infer`` call, per stage."""
-
-    preprocess_ms: float = 0.0
-    inference_ms: float = 0.0
-    postprocess_ms: float = 0.0
 
 
 class PipelineEngine:
@@ -132,26 +151,27 @@ BACKENDS: dict[str, str] = {
     "tensorrt": "recon3d_ros.inference.tensorrt_backend:TensorRTRunner",
 }
 
-_SUFFIX_BACKENDS = {
-    ".pt": "torch",
-    ".pth": "torch",
-    ".ts": "torch",
-    ".onnx": "onnxruntime",
-    ".engine": "tensorrt",
-    ".plan": "tensorrt",
+#: The model files each backend runs, by suffix. A suffix's default backend is the first one
+#: here that takes it: an ``.onnx`` runs on onnxruntime unless tensorrt is asked for (which
+#: builds it into a cached engine).
+BACKEND_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "torch": (".pt", ".pth", ".ts"),
+    "onnxruntime": (".onnx",),
+    "tensorrt": (".onnx", ".engine", ".plan"),
 }
 
 
 def backend_for_path(path: str | Path) -> str:
     """Return the default backend for a model file, from its suffix."""
     suffix = Path(path).suffix.lower()
-    try:
-        return _SUFFIX_BACKENDS[suffix]
-    except KeyError:
-        raise ModelLoadError(
-            f"cannot tell which backend runs {path}: expected a file ending in "
-            f"{sorted(_SUFFIX_BACKENDS)} (TorchScript/state dict, ONNX or a TensorRT engine)"
-        ) from None
+    for backend, suffixes in BACKEND_SUFFIXES.items():
+        if suffix in suffixes:
+            return backend
+    known = sorted({s for suffixes in BACKEND_SUFFIXES.values() for s in suffixes})
+    raise ModelLoadError(
+        f"cannot tell which backend runs {path}: expected a file ending in {known} "
+        "(TorchScript/state dict, ONNX or a TensorRT engine)"
+    )
 
 
 #: The runner keyword that sets a backend's CPU thread count (TensorRT computes on the GPU).
@@ -191,4 +211,7 @@ def create_runner(
     options: dict[str, int] = {}
     if cpu_threads > 0 and backend in CPU_THREAD_OPTIONS:
         options[CPU_THREAD_OPTIONS[backend]] = int(cpu_threads)
-    return runner_cls(Path(model_path), config, device=device, precision=precision, **options)
+    runner: NetworkRunner = runner_cls(
+        Path(model_path), config, device=device, precision=precision, **options
+    )
+    return runner

@@ -21,8 +21,9 @@ import numpy.typing as npt
 
 from recon3d_ros.core.camera import ImageTransform, PinholeCamera
 from recon3d_ros.errors import ConfigError
-from recon3d_ros.inference.config import ModelConfig
+from recon3d_ros.core.model_config import ModelConfig
 from recon3d_ros.inference.engine import PipelineEngine, StageTimings
+from recon3d_ros.inference.pinned import PinnedBuffer
 
 if TYPE_CHECKING:
     import torch
@@ -158,19 +159,9 @@ class GpuPipelineEngine(PipelineEngine):
 
     def __init__(self, runner: TorchTensorRunner, config: ModelConfig) -> None:
         super().__init__(runner, config)
-        self._host_in: dict[tuple[int, ...], "torch.Tensor"] = {}
-        self._host_out: dict[tuple[int, ...], "torch.Tensor"] = {}
-
-    def _pinned(self, cache: dict, shape: tuple[int, ...], dtype: "torch.dtype") -> "torch.Tensor":
-        import torch
-
-        buf = cache.get(shape)
-        if buf is None:
-            pin = self.runner.device.startswith("cuda")
-            buf = torch.empty(shape, dtype=dtype, pin_memory=pin)
-            cache.clear()  # one live size at a time: cameras rarely change resolution
-            cache[shape] = buf
-        return buf
+        pin = runner.device.startswith("cuda")
+        self._host_in = PinnedBuffer(pin)
+        self._host_out = PinnedBuffer(pin)
 
     def infer(
         self,
@@ -215,10 +206,11 @@ class GpuPipelineEngine(PipelineEngine):
         cuda = device.type == "cuda"
         stream = self.runner.stream if cuda else None
         t0 = time.perf_counter()
-        host_in = self._pinned(self._host_in, rgb.shape, torch.uint8)
+        host_in = self._host_in.get(rgb.shape, torch.uint8)
         host_in.numpy()[...] = rgb
         with torch.inference_mode(), torch.cuda.stream(stream) if cuda else nullcontext():
-            events = [torch.cuda.Event(enable_timing=True) for _ in range(4)] if cuda else []
+            event: Any = torch.cuda.Event  # a class without annotations (torch 2.x)
+            events = [event(enable_timing=True) for _ in range(4)] if cuda else []
             if cuda:
                 events[0].record()
             image = host_in.to(device, non_blocking=True)
@@ -232,13 +224,13 @@ class GpuPipelineEngine(PipelineEngine):
                 events[2].record()
             depth = postprocess_torch(raw, transform, net_camera, self.config, out_w, out_h)
             if download:
-                host_out = self._pinned(self._host_out, (out_h, out_w), torch.float32)
+                host_out = self._host_out.get((out_h, out_w), torch.float32)
                 host_out.copy_(depth, non_blocking=cuda)
                 depth = host_out
             if cuda:
                 events[3].record()
                 # One wait per frame: the pinned input buffer is reused by the next frame.
-                stream.synchronize()
+                events[3].synchronize()
         t3 = time.perf_counter()
         if cuda:
             self.timings = StageTimings(

@@ -25,16 +25,22 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from recon3d_ros.core.model_config import ModelConfig, read_config_yaml
 from recon3d_ros.errors import ConfigError, ModelLoadError, Recon3dError
-from recon3d_ros.inference.config import ModelConfig
 from recon3d_ros.inference.devices import resolve_device
-from recon3d_ros.inference.engine import BACKENDS, PipelineEngine, backend_for_path, create_runner
+from recon3d_ros.inference.engine import (
+    BACKEND_SUFFIXES,
+    BACKENDS,
+    PipelineEngine,
+    backend_for_path,
+    create_runner,
+)
+from recon3d_ros.inference.model_files import file_sha256
 from recon3d_ros.inference.presets import (
     PRESETS,
     Preset,
@@ -42,7 +48,6 @@ from recon3d_ros.inference.presets import (
     get_preset,
     model_search_dirs,
 )
-from recon3d_ros.inference.tensorrt_backend import file_sha256
 
 __all__ = [
     "ModelSource",
@@ -50,19 +55,13 @@ __all__ = [
     "resolve_model",
     "load_engine",
     "sidecar_path",
-    "read_sidecar",
+    "write_sidecar",
     "verify_sha256",
-    "BACKEND_SUFFIXES",
     "SIDECAR_KEYS",
 ]
 
 LOG = logging.getLogger(__name__)
 
-BACKEND_SUFFIXES: dict[str, tuple[str, ...]] = {
-    "torch": (".pt", ".pth", ".ts"),
-    "onnxruntime": (".onnx",),
-    "tensorrt": (".onnx", ".engine", ".plan"),  # an .onnx is built into a cached engine
-}
 _EXPECTED_FILES = "a TorchScript/.pt checkpoint, .onnx or TensorRT engine file"
 #: Sidecar keys that are not ModelConfig fields.
 SIDECAR_KEYS = ("preset", "sha256")
@@ -88,24 +87,23 @@ def sidecar_path(path: Path) -> Path | None:
     return None
 
 
-def read_sidecar(path: Path) -> dict[str, Any]:
-    """Return the keys a sidecar YAML sets (``model: {...}`` or a flat mapping), unvalidated."""
+def write_sidecar(path: Path, values: Mapping[str, Any]) -> Path:
+    """Write ``<file>.yaml`` beside ``path``: ``values`` under ``model:`` and the file's sha256.
+
+    ``values`` are ModelConfig fields (and ``preset``); a ``sha256`` among them is replaced by
+    the file's own, which :func:`resolve_model` checks at every load.
+    """
     import yaml
 
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read model config {path}: {exc}") from exc
-    if data is None:
-        return {}
-    if isinstance(data, dict) and isinstance(data.get("model"), dict):
-        data = data["model"]
-    if not isinstance(data, dict):
-        raise ConfigError(f"model config {path} must be a YAML mapping of ModelConfig fields")
-    return dict(data)
+    body = {k: v for k, v in values.items() if k != "sha256"}
+    sidecar = path.with_name(path.name + ".yaml")
+    sidecar.write_text(
+        yaml.safe_dump({"model": {**body, "sha256": file_sha256(path)}}, sort_keys=False)
+    )
+    return sidecar
 
 
-def _embedded_config(path: Path, backend: str) -> dict[str, Any] | None:
+def _embedded_config(path: Path) -> dict[str, Any] | None:
     suffix = path.suffix.lower()
     if suffix in BACKEND_SUFFIXES["torch"]:
         from recon3d_ros.inference.torch_backend import read_embedded_config
@@ -168,7 +166,7 @@ def _onnx_source_hash(onnx_path: Path) -> str | None:
     from recon3d_ros.inference.onnx_backend import read_embedded_config as read_onnx_config
 
     sidecar = sidecar_path(onnx_path)
-    config = read_sidecar(sidecar) if sidecar is not None else read_onnx_config(onnx_path)
+    config = read_config_yaml(sidecar) if sidecar is not None else read_onnx_config(onnx_path)
     extra = (config or {}).get("extra") or {}
     return extra.get("source_sha256") if isinstance(extra, Mapping) else None
 
@@ -255,7 +253,7 @@ def resolve_model(
         )
 
     sidecar = sidecar_path(path)
-    side: dict[str, Any] = read_sidecar(sidecar) if sidecar is not None else {}
+    side: dict[str, Any] = read_config_yaml(sidecar) if sidecar is not None else {}
     expected_sha = side.pop("sha256", None)
     side_preset = side.pop("preset", None)
     if expected_sha is not None and sidecar is not None:
@@ -275,7 +273,7 @@ def resolve_model(
 
     layers: list[str] = []
     values: dict[str, Any] = {}
-    embedded = _embedded_config(path, backend)
+    embedded = _embedded_config(path)
     if embedded is not None:
         values.update(embedded)
         layers.append(f"embedded in {path.name}")
@@ -297,8 +295,6 @@ def resolve_model(
             path,
             path.name,
         )
-    if values.get("max_depth") is None and "max_depth" in values:
-        values["max_depth"] = math.inf
     origin = ", ".join(layers) or "defaults"
     try:
         config = ModelConfig.from_dict(values)

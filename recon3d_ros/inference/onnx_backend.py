@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recon3d_ros.errors import BackendUnavailableError, ConfigError, InferenceError, ModelLoadError
-from recon3d_ros.inference.config import ModelConfig
+from recon3d_ros.core.model_config import ModelConfig
 from recon3d_ros.inference.devices import cuda_index, resolve_device, validate_precision
 
 __all__ = [

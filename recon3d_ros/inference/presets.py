@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import recon3d_ros
+from recon3d_ros.core.model_config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig
 from recon3d_ros.errors import ConfigError
-from recon3d_ros.inference.config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig
+from recon3d_ros.inference.model_files import user_cache_dir
 
 __all__ = [
     "Preset",
@@ -302,8 +303,7 @@ def model_search_dirs() -> list[Path]:
         for d in os.environ.get("RECON3D_MODEL_PATH", "").split(os.pathsep)
         if d
     ]
-    cache = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "recon3d" / "models"
-    return dirs + [cache]
+    return dirs + [user_cache_dir("models")]
 
 
 def find_preset_file(preset: Preset) -> Path | None:

@@ -5,8 +5,8 @@ Two file kinds, told apart by their zip content (both are zip archives):
 * TorchScript (``torch.jit.save``; has ``code/`` and ``constants.pkl``): loaded with
   ``torch.jit.load``. A ``recon3d_config.json`` extra file, if present, is its ModelConfig.
 * A checkpoint dict ``{"arch", "arch_kwargs", "state_dict", "config", "meta"}`` (``torch.save``):
-  read with ``weights_only=True`` (no code runs from the file) and rebuilt with
-  ``recon3d_ros.models.build_model(arch, **arch_kwargs)``.
+  read by :func:`recon3d_ros.models.read_checkpoint` (``weights_only=True``: no code runs from
+  the file) and rebuilt by :func:`recon3d_ros.models.model_from_checkpoint`.
 
 On CUDA the runner casts weights to fp16/bf16 when asked, uses channels-last memory, captures a
 CUDA graph per static input shape after a warm-up (one launch per frame instead of hundreds),
@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 import numpy.typing as npt
 
-from recon3d_ros.errors import BackendUnavailableError, InferenceError, ModelLoadError
-from recon3d_ros.inference.config import ModelConfig
+from recon3d_ros.core.model_config import ModelConfig
+from recon3d_ros.errors import InferenceError, ModelLoadError
 from recon3d_ros.inference.devices import resolve_device, validate_precision
+from recon3d_ros.inference.pinned import PinnedStaging
+from recon3d_ros.models import EXPECTED, import_torch, model_from_checkpoint, read_checkpoint
 
 if TYPE_CHECKING:
     import torch
@@ -36,35 +38,19 @@ __all__ = [
     "TorchRunner",
     "CONFIG_EXTRA_FILE",
     "is_torchscript_archive",
-    "read_checkpoint",
     "read_embedded_config",
+    "select_depth_output",
 ]
 
 LOG = logging.getLogger(__name__)
 
 CONFIG_EXTRA_FILE = "recon3d_config.json"
-CHECKPOINT_KEYS = ("arch", "state_dict")
 MAX_CUDA_GRAPHS = 4  # keep_aspect inputs vary in shape; cap the graphs kept alive
-EXPECTED = (
-    "a TorchScript archive (torch.jit.save) or a recon3d checkpoint dict "
-    "{'arch', 'arch_kwargs', 'state_dict', 'config', 'meta'} saved with torch.save"
-)
-
-
-def _import_torch() -> Any:
-    try:
-        import torch
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            "backend 'torch' needs PyTorch: pip install torch (CPU) or the CUDA wheel / JetPack "
-            "build for GPUs; or use backend 'onnxruntime' with an exported .onnx model"
-        ) from exc
-    return torch
 
 
 def _jit_load(path: Path, **kwargs: Any) -> Any:
     """Call ``torch.jit.load`` without its deprecation warning (TorchScript stays portable)."""
-    torch = _import_torch()
+    torch = import_torch()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         return torch.jit.load(str(path), map_location="cpu", **kwargs)
@@ -85,27 +71,6 @@ def is_torchscript_archive(path: Path) -> bool:
     except (OSError, zipfile.BadZipFile):
         return False
     return any(n.endswith("/constants.pkl") or "/code/" in n for n in names)
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a recon3d checkpoint dict safely (``weights_only``) on the CPU."""
-    torch = _import_torch()
-    p = Path(path)
-    _check_file(p)
-    try:
-        data = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises RuntimeError/UnpicklingError/EOFError/...
-        raise ModelLoadError(
-            f"cannot read model file {p} ({type(exc).__name__}: {exc}); expected {EXPECTED}. "
-            "Is it truncated, or a pickled nn.Module (not supported: save a state_dict checkpoint "
-            "or a TorchScript archive)?"
-        ) from exc
-    if not isinstance(data, dict) or not all(k in data for k in CHECKPOINT_KEYS):
-        keys = sorted(data) if isinstance(data, dict) else type(data).__name__
-        raise ModelLoadError(
-            f"model file {p} holds {keys}, not a recon3d checkpoint; expected {EXPECTED}"
-        )
-    return data
 
 
 def read_embedded_config(path: str | Path) -> dict[str, Any] | None:
@@ -137,21 +102,28 @@ def read_embedded_config(path: str | Path) -> dict[str, Any] | None:
     return dict(config)
 
 
-def _select_output(
+def select_depth_output(
     out: Any, output_name: str | None, sky_name: str | None = None
 ) -> "torch.Tensor":
-    """Networks return a tensor, a tuple (depth first) or a dict; pick the depth map."""
+    """Networks return a tensor, a tuple (depth first) or a dict; pick the depth map.
+
+    From a dict: the ``output_name`` entry, else the first that is not ``sky_name``.
+    """
     if isinstance(out, dict):
         if output_name is not None:
             if output_name not in out:
                 raise InferenceError(
                     f"model output has no key {output_name!r}; it has {sorted(out)}"
                 )
-            return out[output_name]
-        return next(v for k, v in out.items() if k != sky_name)
+            picked: torch.Tensor = out[output_name]
+            return picked
+        depth: torch.Tensor = next(v for k, v in out.items() if k != sky_name)
+        return depth
     if isinstance(out, (tuple, list)):
-        return out[0]
-    return out
+        first: torch.Tensor = out[0]
+        return first
+    tensor: torch.Tensor = out
+    return tensor
 
 
 class _CapturedGraph:
@@ -195,8 +167,7 @@ class TorchRunner:
         self._dtype: Any = None
         self._stream: Any = None
         self._graphs: dict[tuple[int, ...], _CapturedGraph] = {}
-        self._host_in: Any = None
-        self._host_out: Any = None
+        self._staging = PinnedStaging()
 
     @classmethod
     def from_module(
@@ -231,31 +202,19 @@ class TorchRunner:
                 ) from exc
         checkpoint = read_checkpoint(path)
         self.meta = dict(checkpoint.get("meta") or {})
-        try:
-            from recon3d_ros.models import build_model
-        except ImportError as exc:
-            raise ModelLoadError(
-                f"{path} is a recon3d checkpoint but recon3d_ros.models cannot be imported: {exc}"
-            ) from exc
-        arch = checkpoint["arch"]
-        try:
-            module = build_model(arch, **dict(checkpoint.get("arch_kwargs") or {}))
-            module.load_state_dict(checkpoint["state_dict"], strict=True)
-        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
-            raise ModelLoadError(
-                f"checkpoint {path} (arch {arch!r}) does not match the network this version "
-                f"builds: "
-                f"{exc}; re-export it with this recon3d_ros version"
-            ) from exc
-        return module
+        return model_from_checkpoint(checkpoint, path)
 
     def load(self) -> None:
-        torch = self._torch = _import_torch()
+        torch = self._torch = import_torch()
         if self.cpu_threads > 0:
             # Process-wide: with a busy CPU, extra threads spin-wait for each other (measured
             # 1.4 s per frame with 2 threads vs 12 ms with 1).
             torch.set_num_threads(self.cpu_threads)
-        module = self._module if self._module is not None else self._read_module(self.model_path)
+        module = self._module
+        if module is None:
+            if self.model_path is None:  # the constructor refuses this: for the type checker
+                raise ModelLoadError("TorchRunner needs a model file or an nn.Module")
+            module = self._read_module(self.model_path)
         self._dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[
             self.precision
         ]
@@ -275,7 +234,7 @@ class TorchRunner:
     def _forward(self, x: "torch.Tensor") -> "torch.Tensor":
         result = self._module(x)
         sky_name = self.config.sky_output_name
-        out = _select_output(result, self.config.output_name, sky_name).float()
+        out = select_depth_output(result, self.config.output_name, sky_name).float()
         if sky_name is not None and isinstance(result, dict) and sky_name in result:
             # Sky is not depth (REP 118: NaN); ModelConfig.sky_mask's rule, on the device.
             sky = result[sky_name].float().reshape(out.shape)
@@ -336,23 +295,10 @@ class TorchRunner:
             if self.device == "cpu":
                 with torch.inference_mode():
                     out = self.run_torch(torch.from_numpy(array))
-                return out.numpy().copy()
-            return self._run_cuda(array)
+                result: npt.NDArray[np.float32] = out.numpy().copy()
+                return result
+            return self._staging.run(array, self.device, self._stream, self.run_torch)
         except (RuntimeError, ValueError, TypeError) as exc:
             raise InferenceError(
                 f"torch model failed on an input of shape {array.shape}: {exc}"
             ) from exc
-
-    def _run_cuda(self, array: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        torch = self._torch
-        if self._host_in is None or tuple(self._host_in.shape) != array.shape:
-            self._host_in = torch.empty(array.shape, dtype=torch.float32, pin_memory=True)
-        self._host_in.numpy()[...] = array
-        with torch.inference_mode(), torch.cuda.stream(self._stream):
-            x = self._host_in.to(self.device, non_blocking=True)
-            out = self.run_torch(x)
-            if self._host_out is None or self._host_out.shape != out.shape:
-                self._host_out = torch.empty(out.shape, dtype=torch.float32, pin_memory=True)
-            self._host_out.copy_(out, non_blocking=True)
-            self._stream.synchronize()
-        return self._host_out.numpy().copy()

@@ -3,18 +3,34 @@
 A checkpoint is a ``torch.save`` dict: ``arch`` (a name in :data:`ARCHITECTURES`),
 ``arch_kwargs``, ``state_dict``, ``config`` (``ModelConfig.to_dict()``) and ``meta`` (how it was
 made: command, seed, steps, duration_s, machine, data). ``build_model(arch, **arch_kwargs)``
-rebuilds the network; :func:`load_checkpoint` does all of it and checks the pieces.
+rebuilds the network. :func:`read_checkpoint` is the one reader of such files: it loads with
+``weights_only=True``, so no code in the file runs; :func:`load_checkpoint` does all of it and
+checks the pieces.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping
 
-from recon3d_ros.errors import ModelLoadError
-from recon3d_ros.inference.config import ModelConfig
+from recon3d_ros.core.model_config import ModelConfig
+from recon3d_ros.errors import BackendUnavailableError, ModelLoadError
 
-__all__ = ["ARCHITECTURES", "DEFAULT_WEIGHTS", "build_model", "load_checkpoint", "save_checkpoint"]
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = [
+    "ARCHITECTURES",
+    "CHECKPOINT_KEYS",
+    "DEFAULT_WEIGHTS",
+    "build_model",
+    "import_torch",
+    "load_checkpoint",
+    "model_from_checkpoint",
+    "read_checkpoint",
+    "save_checkpoint",
+]
 
 # name -> "module:Class"; imported lazily so listing architectures needs no torch.
 ARCHITECTURES: dict[str, str] = {
@@ -23,11 +39,28 @@ ARCHITECTURES: dict[str, str] = {
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "recon3d_small.pt"
 
+#: Keys every checkpoint has (``config`` and ``meta`` are optional for foreign-trained files).
+CHECKPOINT_KEYS = ("arch", "state_dict")
+EXPECTED = (
+    "a TorchScript archive (torch.jit.save) or a recon3d checkpoint dict "
+    "{'arch', 'arch_kwargs', 'state_dict', 'config', 'meta'} saved with torch.save"
+)
 
-def build_model(arch: str, **kwargs: Any):
+
+def import_torch() -> Any:
+    """Return ``torch``, or raise :class:`BackendUnavailableError` saying how to install it."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "backend 'torch' needs PyTorch: pip install torch (CPU) or the CUDA wheel / JetPack "
+            "build for GPUs; or use backend 'onnxruntime' with an exported .onnx model"
+        ) from exc
+    return torch
+
+
+def build_model(arch: str, **kwargs: Any) -> "nn.Module":
     """Instantiate architecture ``arch`` (untrained) with ``kwargs``."""
-    import importlib
-
     try:
         target = ARCHITECTURES[arch]
     except KeyError:
@@ -37,25 +70,25 @@ def build_model(arch: str, **kwargs: Any):
     module_name, class_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     try:
-        return cls(**kwargs)
+        model: nn.Module = cls(**kwargs)
     except TypeError as exc:
         raise ModelLoadError(f"bad arguments {kwargs} for architecture {arch!r}: {exc}") from exc
+    return model
 
 
 def save_checkpoint(
     path: str | Path,
-    model,
+    model: "nn.Module",
     arch: str,
-    arch_kwargs: dict[str, Any],
+    arch_kwargs: Mapping[str, Any],
     config: ModelConfig,
-    meta: dict[str, Any],
-    extra: dict[str, Any] | None = None,
+    meta: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint (weights in fp32 on the CPU, so it loads anywhere); atomic rename."""
     import os
 
-    import torch
-
+    torch = import_torch()
     net = getattr(model, "module", model)  # unwrap DistributedDataParallel
     state = {k: v.detach().to("cpu") for k, v in net.state_dict().items()}
     payload: dict[str, Any] = {
@@ -75,32 +108,57 @@ def save_checkpoint(
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str = "cpu"):
-    """Load ``(model in eval mode, ModelConfig, meta)`` from a ``recon3d train`` checkpoint."""
-    import torch
+def read_checkpoint(
+    path: str | Path, required: tuple[str, ...] = CHECKPOINT_KEYS
+) -> dict[str, Any]:
+    """Load a checkpoint dict on the CPU (``weights_only=True``) and check its ``required`` keys.
 
-    path = Path(path)
-    if not path.is_file():
+    Also what ``--resume`` reads (weights, optimiser and RNG state): tensors, numbers, strings
+    and containers are all a checkpoint holds, so no pickled code is ever needed.
+    """
+    torch = import_torch()
+    p = Path(path)
+    if not p.is_file():
         raise ModelLoadError(
-            f"model checkpoint {path} does not exist; train one with `recon3d train` "
-            f"or use the packaged default ({DEFAULT_WEIGHTS.name})"
+            f"model file {p} does not exist or is not a file; expected {EXPECTED} (train one "
+            f"with `recon3d train` or use the packaged default {DEFAULT_WEIGHTS.name})"
         )
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # torch raises many types for a corrupt or foreign file
-        raise ModelLoadError(f"cannot read checkpoint {path}: {exc}") from exc
-    if not isinstance(ckpt, dict) or not {"arch", "state_dict", "config"} <= set(ckpt):
+        data = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError/UnpicklingError/EOFError/...
         raise ModelLoadError(
-            f"{path} is not a recon3d checkpoint (needs keys arch, state_dict, config); "
-            "for a TorchScript or ONNX file use the matching backend with a model config YAML"
-        )
-    model = build_model(ckpt["arch"], **ckpt.get("arch_kwargs", {}))
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        raise ModelLoadError(
-            f"weights in {path} do not fit architecture {ckpt['arch']!r}: {exc}"
+            f"cannot read model file {p} ({type(exc).__name__}: {exc}); expected {EXPECTED}. "
+            "Is it truncated, or a pickled nn.Module (not supported: save a state_dict checkpoint "
+            "or a TorchScript archive)?"
         ) from exc
-    model.eval()
-    config = ModelConfig.from_dict(ckpt["config"])
-    return model, config, dict(ckpt.get("meta", {}))
+    if not isinstance(data, dict) or not all(k in data for k in required):
+        keys = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise ModelLoadError(
+            f"model file {p} holds {keys}, not a recon3d checkpoint (needs keys "
+            f"{', '.join(required)}); expected {EXPECTED}"
+        )
+    return data
+
+
+def model_from_checkpoint(checkpoint: Mapping[str, Any], path: str | Path) -> "nn.Module":
+    """Rebuild the network a checkpoint (from :func:`read_checkpoint`) describes, in eval mode."""
+    arch = checkpoint["arch"]
+    kwargs = dict(checkpoint.get("arch_kwargs") or {})
+    model = build_model(arch, **kwargs)
+    try:
+        model.load_state_dict(checkpoint["state_dict"], strict=True)
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise ModelLoadError(
+            f"weights in {path} do not fit architecture {arch!r} {kwargs} as this version builds "
+            f"it (the state dict does not match: {exc}); retrain it or export it again with "
+            "this recon3d_ros version"
+        ) from exc
+    return model.eval()
+
+
+def load_checkpoint(path: str | Path) -> tuple["nn.Module", ModelConfig, dict[str, Any]]:
+    """Load ``(model in eval mode, ModelConfig, meta)`` from a ``recon3d train`` checkpoint."""
+    checkpoint = read_checkpoint(path, CHECKPOINT_KEYS + ("config",))
+    model = model_from_checkpoint(checkpoint, path)
+    config = ModelConfig.from_dict(checkpoint["config"])
+    return model, config, dict(checkpoint.get("meta") or {})

@@ -5,7 +5,7 @@ connections) with the changes that pay on a CPU: batch norm, inverted-residual d
 blocks, a global-context branch (absolute scale is a whole-image judgement) and a head at half
 resolution. The network predicts log depth in the canonical camera (Metric3D): ``forward``
 returns ``exp`` of it, i.e. metres for a camera of focal ``canonical_focal``, which is what
-:class:`~recon3d_ros.inference.config.ModelConfig` with ``output_kind="metric_depth"`` expects.
+:class:`~recon3d_ros.core.model_config.ModelConfig` with ``output_kind="metric_depth"`` expects.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class InvertedResidual(nn.Module):
         self.residual = stride == 1 and cin == cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.block(x)
+        y: torch.Tensor = self.block(x)
         return x + y if self.residual else y
 
 
@@ -66,7 +66,8 @@ class UpBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-        return self.fuse(torch.cat([x, skip], dim=1))
+        fused: torch.Tensor = self.fuse(torch.cat([x, skip], dim=1))
+        return fused
 
 
 class UNetSmall(nn.Module):
@@ -105,7 +106,8 @@ class UNetSmall(nn.Module):
         self.dec0 = UpBlock(c1, c0, c0)
         self.head = nn.Conv2d(c0, 1, 3, padding=1)
         nn.init.zeros_(self.head.weight)
-        nn.init.constant_(self.head.bias, 1.0)  # exp(1) ~ 2.7 m: a sensible first guess
+        if self.head.bias is not None:  # always (Conv2d's default): for the type checker
+            nn.init.constant_(self.head.bias, 1.0)  # exp(1) ~ 2.7 m: a sensible first guess
 
     def forward_log(self, x: torch.Tensor) -> torch.Tensor:
         """Log canonical depth at the input resolution."""
@@ -131,7 +133,7 @@ class UNetSmall(nn.Module):
 class LogDepth(nn.Module):
     """Wraps a model so that calling it returns log depth (training; DDP needs ``__call__``)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: UNetSmall) -> None:
         super().__init__()
         self.model = model
 

@@ -35,7 +35,7 @@ from recon3d_ros.core.encodings import (
     to_depth_m,
     to_rgb8,
 )
-from recon3d_ros.core.pointcloud import CloudBuffer, cloud_to_points
+from recon3d_ros.core.pointcloud import CloudBuffer, cloud_to_points, unpack_rgb
 from recon3d_ros.errors import CameraModelError, EncodingError
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "compressed_to_rgb",
     "depth_image_to_m",
     "cloud_msg_to_xyz",
+    "cloud_msg_to_xyzrgb",
     "image_msg_to_array",
     "camera_from_info",
     "rectified_camera_from_info",
@@ -130,45 +131,51 @@ def depth_image_to_m(msg: Image) -> npt.NDArray[np.float32]:
     return to_depth_m(arr, encoding)
 
 
-def cloud_msg_to_xyz(msg: PointCloud2) -> npt.NDArray[np.float64]:
-    """Read the finite x, y, z of a ``sensor_msgs/PointCloud2`` as N x 3, by its fields.
-
-    Missing x/y/z fields, fields that do not fit ``point_step``, a ``row_step`` shorter than a
-    row, or data shorter than the declared size raise :class:`EncodingError`.
-    """
+def _read_cloud(
+    msg: PointCloud2, colour: bool
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint8] | None]:
+    """Finite x, y, z of a cloud and, where asked and the cloud has ``rgb``, their colours."""
     by_name = {f.name: f for f in msg.fields}
     missing = [name for name in "xyz" if name not in by_name]
     if missing:
         raise EncodingError(
             f"PointCloud2 has no field(s) {missing} (fields: {sorted(by_name)}); expected x, y, z"
         )
-    xyz_fields = [by_name[name] for name in "xyz"]
-    if any(f.count != 1 for f in xyz_fields):
+    wanted = [by_name[name] for name in "xyz"]
+    if any(f.count != 1 for f in wanted):
         raise EncodingError("PointCloud2 fields x, y, z must have count 1")
-    if msg.width * msg.height == 0:
-        return np.empty((0, 3), np.float64)
-    row_step = int(msg.row_step) or int(msg.point_step) * int(msg.width)
-    if row_step < int(msg.point_step) * int(msg.width):
-        raise EncodingError(
-            f"PointCloud2 row_step {msg.row_step} is shorter than width {msg.width} x "
-            f"point_step {msg.point_step}"
-        )
-    try:
-        points = cloud_to_points(
-            msg.data,
-            xyz_fields,
-            msg.point_step,
-            msg.width,
-            msg.height,
-            bool(msg.is_bigendian),
-            row_step,
-        )
-    except EncodingError:
-        raise
-    except ValueError as exc:  # numpy: a field past point_step, overlapping fields
-        raise EncodingError(f"PointCloud2 field layout is inconsistent: {exc}") from exc
-    xyz = np.stack([points[name].astype(np.float64) for name in "xyz"], axis=-1).reshape(-1, 3)
-    return xyz[np.isfinite(xyz).all(axis=1)]
+    has_rgb = colour and "rgb" in by_name
+    if has_rgb:
+        wanted.append(by_name["rgb"])
+    points = cloud_to_points(
+        msg.data,
+        wanted,
+        msg.point_step,
+        msg.width,
+        msg.height,
+        bool(msg.is_bigendian),
+        msg.row_step,
+    ).reshape(-1)
+    xyz = np.stack([points[name].astype(np.float64) for name in "xyz"], axis=-1)
+    keep = np.isfinite(xyz).all(axis=1)
+    return xyz[keep], unpack_rgb(points["rgb"][keep]) if has_rgb else None
+
+
+def cloud_msg_to_xyz(msg: PointCloud2) -> npt.NDArray[np.float64]:
+    """Read the finite x, y, z of a ``sensor_msgs/PointCloud2`` as N x 3, by its fields.
+
+    Missing x/y/z fields and layouts that :func:`~recon3d_ros.core.pointcloud.cloud_to_points`
+    rejects (fields past ``point_step``, a short ``row_step`` or data) raise
+    :class:`EncodingError`.
+    """
+    return _read_cloud(msg, colour=False)[0]
+
+
+def cloud_msg_to_xyzrgb(
+    msg: PointCloud2,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint8] | None]:
+    """Finite points (N x 3) of a PointCloud2 and their colours (N x 3 RGB; None without rgb)."""
+    return _read_cloud(msg, colour=True)
 
 
 def _geometry(info: CameraInfo) -> dict[str, Any]:

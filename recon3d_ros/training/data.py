@@ -16,7 +16,8 @@ from typing import Protocol, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from recon3d_ros.inference.config import IMAGENET_MEAN, IMAGENET_STD
+from recon3d_ros.core.camera import resize_image
+from recon3d_ros.core.model_config import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "RawSample",
@@ -166,9 +167,7 @@ def to_sample(
     nw, nh = max(width, int(round(w0 * scale))), max(height, int(round(h0 * scale)))
     sx, sy = nw / w0, nh / h0
     if (nw, nh) != (w0, h0):
-        rgb = cv2.resize(
-            rgb, (nw, nh), interpolation=cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR
-        )
+        rgb = resize_image(rgb, nw, nh)
         depth = cv2.resize(depth, (nw, nh), interpolation=cv2.INTER_NEAREST)
     fx, fy, cx, cy = fx * sx, fy * sy, (cx + 0.5) * sx - 0.5, (cy + 0.5) * sy - 0.5
     if aug.enabled:

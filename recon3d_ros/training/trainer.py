@@ -15,12 +15,15 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from recon3d_ros.core.model_config import ModelConfig
 from recon3d_ros.errors import ConfigError, DatasetError
-from recon3d_ros.inference.config import ModelConfig
+
+if TYPE_CHECKING:
+    from recon3d_ros.inference.engine import PipelineEngine
 
 __all__ = ["TrainOptions", "train", "validate_synthetic", "render_validation_set"]
 
@@ -63,19 +66,6 @@ class TrainOptions:
     progress: bool = True
 
 
-def _resolve_device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"device {name!r} requested but CUDA is not available here; use --device cpu"
-        )
-    return dev
-
-
 def render_validation_set(count: int, width: int, height: int, cache_file: Path | None = None):
     """Held-out synthetic frames (seeds 0..count-1; training seeds start at 1,000,000)."""
     if cache_file is not None and cache_file.exists():
@@ -101,7 +91,7 @@ def validate_synthetic(
     import torch
 
     from recon3d_ros.core.metrics import depth_metrics
-    from recon3d_ros.inference.config import IMAGENET_MEAN, IMAGENET_STD
+    from recon3d_ros.core.model_config import IMAGENET_MEAN, IMAGENET_STD
 
     rgb, depth, k = val
     mean = np.asarray(IMAGENET_MEAN, np.float32)
@@ -165,7 +155,8 @@ def train(opts: TrainOptions) -> Path:
     """Train according to ``opts``; returns the path of the final ``model.pt``."""
     import torch
 
-    from recon3d_ros.models import build_model, save_checkpoint
+    from recon3d_ros.inference.devices import resolve_device
+    from recon3d_ros.models import build_model, read_checkpoint, save_checkpoint
     from recon3d_ros.training.data import (
         STRONG_AUGMENT,
         Augment,
@@ -180,7 +171,7 @@ def train(opts: TrainOptions) -> Path:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if opts.threads > 0:
         torch.set_num_threads(opts.threads)
-    device = _resolve_device(opts.device)
+    device = torch.device(resolve_device(opts.device))
     if world > 1:
         import torch.distributed as dist
 
@@ -229,7 +220,7 @@ def train(opts: TrainOptions) -> Path:
     if opts.resume:
         if not state_path.exists():
             raise ConfigError(f"--resume: no {state_path} to resume from; start without --resume")
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        state = read_checkpoint(state_path, ("state_dict", "optimizer", "step"))
         model.load_state_dict(state["state_dict"])
         optim.load_state_dict(state["optimizer"])
         step, best = int(state["step"]), float(state.get("best", math.inf))
@@ -357,13 +348,17 @@ def train(opts: TrainOptions) -> Path:
                 if eval_frames:
                     from recon3d_ros.evaluation.evaluate import evaluate_frames
 
-                    engine = _TrainEngine(model, config, device)
-                    for name, frames in eval_frames:
-                        res = evaluate_frames(engine, frames, baselines=False)
-                        record[f"eval_{name}"] = {
-                            mode: {k: round(res[mode][k], 4) for k in ("abs_rel", "delta1")}
-                            for mode in ("metric", "median")
-                        }
+                    engine = _eval_engine(model, config, device)
+                    model.eval()
+                    try:
+                        for name, frames in eval_frames:
+                            res = evaluate_frames(engine, frames, baselines=False)
+                            record[f"eval_{name}"] = {
+                                mode: {k: round(res[mode][k], 4) for k in ("abs_rel", "delta1")}
+                                for mode in ("metric", "median")
+                            }
+                    finally:
+                        model.train()
                 m_now = meta(step)
                 save_checkpoint(
                     out / "model.pt", model, opts.arch, opts.arch_kwargs, config, m_now
@@ -416,18 +411,17 @@ def _agree(flag: bool, world: int, device) -> bool:
     return bool(t.item())
 
 
-class _TrainEngine:
-    """Adapter giving a model under training the ``infer(rgb, camera)`` of a depth engine."""
+def _eval_engine(model: Any, config: ModelConfig, device: Any) -> "PipelineEngine":
+    """Wrap the model under training in the node's engine (``config``'s pre/post-processing).
 
-    def __init__(self, model, config: ModelConfig, device) -> None:
-        self.model, self.config, self.device = model, config, device
+    No CUDA graphs and no channels-last copy: the weights change between evaluations, and the
+    training step must keep its own memory layout. The caller switches the model to eval mode
+    for the evaluation and back.
+    """
+    from recon3d_ros.inference.engine import PipelineEngine
+    from recon3d_ros.inference.torch_backend import TorchRunner
 
-    def infer(self, rgb, camera):
-        import torch
-
-        pre = self.config.preprocess(rgb, camera)
-        self.model.eval()
-        with torch.no_grad():
-            raw = self.model(torch.from_numpy(pre.tensor).to(self.device)).cpu().numpy()
-        self.model.train()
-        return self.config.postprocess(raw, pre)
+    runner = TorchRunner.from_module(
+        model, config, device=str(device), cuda_graphs=False, channels_last=False
+    )
+    return PipelineEngine(runner, config)

@@ -11,7 +11,7 @@ cv2 = pytest.importorskip("cv2")
 
 from recon3d_ros.cli import main  # noqa: E402
 from recon3d_ros.commands.synth import write_folder  # noqa: E402
-from recon3d_ros.inference.config import ModelConfig  # noqa: E402
+from recon3d_ros.core.model_config import ModelConfig  # noqa: E402
 from recon3d_ros.models import build_model, save_checkpoint  # noqa: E402
 
 

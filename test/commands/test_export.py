@@ -14,7 +14,7 @@ pytest.importorskip("onnxruntime")
 
 from recon3d_ros.cli import main  # noqa: E402
 from recon3d_ros.core.camera import PinholeCamera  # noqa: E402
-from recon3d_ros.inference.config import ModelConfig  # noqa: E402
+from recon3d_ros.core.model_config import ModelConfig  # noqa: E402
 from recon3d_ros.inference.loader import load_engine  # noqa: E402
 from recon3d_ros.inference.onnx_backend import CONFIG_METADATA_KEY  # noqa: E402
 

@@ -17,6 +17,8 @@ from recon3d_ros.core.camera import (
     PinholeCamera,
     keep_aspect_transform,
     letterbox_transform,
+    resize_image,
+    round_to_multiple,
     stretch_transform,
 )
 from recon3d_ros.errors import CameraModelError
@@ -238,3 +240,25 @@ def test_rotation_is_kept_normalised_and_checked() -> None:
         PinholeCamera.from_camera_info(_k(), 640, 480, r=(2.0 * rot).reshape(-1))
     with pytest.raises(CameraModelError, match="not a rotation"):  # a reflection
         PinholeCamera.from_camera_info(_k(), 640, 480, r=np.diag([1.0, 1.0, -1.0]).reshape(-1))
+
+
+def test_round_to_multiple_rounds_half_to_even_like_numpy():
+    # 21 / 14 = 1.5 -> 2 and 35 / 14 = 2.5 -> 2 (ties to even), 7 / 14 = 0.5 -> 0.
+    assert [round_to_multiple(v, 14) for v in (21, 35, 7, 20.9, 518)] == [28, 28, 0, 14, 518]
+    assert [int(np.round(v / 14)) * 14 for v in (21, 35, 7, 20.9, 518)] == [28, 28, 0, 14, 518]
+    assert round_to_multiple(5.4, 0) == 5  # a multiple below 1 counts as 1
+
+
+def test_resize_image_uses_area_when_either_side_shrinks():
+    img = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    assert resize_image(img, 40, 30) is img
+    for w, h in ((20, 15), (20, 45)):  # both sides shrink; only the width shrinks
+        expected = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+        np.testing.assert_array_equal(resize_image(img, w, h), expected)
+    np.testing.assert_array_equal(
+        resize_image(img, 80, 60), cv2.resize(img, (80, 60), interpolation=cv2.INTER_LINEAR)
+    )
+    np.testing.assert_array_equal(
+        resize_image(img, 80, 60, cv2.INTER_CUBIC),
+        cv2.resize(img, (80, 60), interpolation=cv2.INTER_CUBIC),
+    )

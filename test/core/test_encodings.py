@@ -16,6 +16,7 @@ from recon3d_ros.core.encodings import (
     bytes_per_pixel,
     channels,
     decode_compressed,
+    depth_m_to_mm16,
     image_to_array,
     to_depth_m,
     to_rgb8,
@@ -246,6 +247,21 @@ def test_to_depth_m() -> None:
     assert f[0, 1] == 0.0  # input untouched
     with pytest.raises(EncodingError, match="depth"):
         to_depth_m(np.zeros((2, 2), np.uint8), "mono8")
+
+
+def test_depth_m_to_mm16_rounds_and_marks_what_16_bits_cannot_hold() -> None:
+    depth = np.array(
+        [[1.2344, 0.0016, 65.535, 65.5356], [70.0, np.nan, np.inf, -1.0], [0.0004, 0.0, 2.0, 1e9]]
+    )
+    # By hand: 1234.4 mm -> 1234, 1.6 -> 2, 65535 is the largest value; 65535.6 rounds past it
+    # and 70 m, NaN, inf, negatives, < 0.5 mm and 0 have no reading: 0.
+    expected = [[1234, 2, 65535, 0], [0, 0, 0, 0], [0, 0, 2000, 0]]
+    mm = depth_m_to_mm16(depth.astype(np.float32))
+    assert mm.dtype == np.uint16
+    np.testing.assert_array_equal(mm, expected)
+    back = to_depth_m(mm, "16UC1")  # the inverse: 0 reads back as "no depth"
+    np.testing.assert_allclose(back[0, :3], [1.234, 0.002, 65.535], rtol=1e-6)
+    assert np.isnan(back[1]).all()
 
 
 # ---------------------------------------------------------------- array_to_image_fields

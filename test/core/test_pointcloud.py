@@ -224,6 +224,18 @@ def test_reader_rejects_short_data_and_unknown_types() -> None:
         cloud_to_points(bytes(16), [CloudField("x", 0, 9)], 4, 2, 2)
 
 
+def test_reader_checks_row_step_and_field_layout() -> None:
+    """Rows of 2 points x 4 bytes: a row_step under 8 would read rows overlapping each other."""
+    data = struct.pack("<4f", 1.0, 2.0, 3.0, 4.0)
+    with pytest.raises(EncodingError, match="row_step 6 is shorter"):
+        cloud_to_points(data, [CloudField("x", 0, FLOAT32)], 4, 2, 2, row_step=6)
+    for unset in (None, 0):  # PointCloud2 leaves row_step 0 when the writer did not set it
+        pts = cloud_to_points(data, [CloudField("x", 0, FLOAT32)], 4, 2, 2, row_step=unset)
+        np.testing.assert_array_equal(pts["x"], [[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(EncodingError, match="layout"):  # x at offset 4 of a 4-byte point
+        cloud_to_points(data, [CloudField("x", 4, FLOAT32)], 4, 2, 2)
+
+
 def test_large_frame_layout_spot_check() -> None:
     cam = PinholeCamera.from_fov(640, 480, 70.0)
     depth = np.linspace(0.5, 10.0, 640 * 480, dtype=np.float32).reshape(480, 640)

@@ -16,7 +16,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from recon3d_ros.inference.config import ModelConfig  # noqa: E402
+from recon3d_ros.core.model_config import ModelConfig  # noqa: E402
 
 
 class ConstantDepth(torch.nn.Module):

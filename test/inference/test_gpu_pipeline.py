@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from recon3d_ros.core.camera import PinholeCamera  # noqa: E402
-from recon3d_ros.inference.config import ModelConfig  # noqa: E402
+from recon3d_ros.core.model_config import ModelConfig  # noqa: E402
 from recon3d_ros.inference.engine import PipelineEngine  # noqa: E402
 from recon3d_ros.inference.gpu_pipeline import (  # noqa: E402
     GpuPipelineEngine,

@@ -9,7 +9,7 @@ import pytest
 
 from recon3d_ros.core.camera import PinholeCamera
 from recon3d_ros.errors import ConfigError, ModelLoadError
-from recon3d_ros.inference.config import ModelConfig
+from recon3d_ros.core.model_config import ModelConfig
 from recon3d_ros.inference.loader import load_engine, resolve_model, sidecar_path
 from recon3d_ros.inference.presets import PRESETS
 
@@ -371,7 +371,7 @@ def test_exported_sidecar_records_the_checksum_of_the_onnx_file(tiny, modules):
 
     from recon3d_ros.cli import main
     from recon3d_ros.errors import ModelLoadError
-    from recon3d_ros.inference.tensorrt_backend import file_sha256
+    from recon3d_ros.inference.model_files import file_sha256
 
     ts = tiny.torchscript(modules["conv"](), "net.ts", STRETCH)
     out = tiny.root / "net.onnx"
@@ -382,3 +382,20 @@ def test_exported_sidecar_records_the_checksum_of_the_onnx_file(tiny, modules):
     _flip_bytes(out, 50)
     with pytest.raises(ModelLoadError, match="sha256"):
         load_engine(str(out), device="cpu")
+
+
+def test_written_sidecar_layers_over_the_file_and_pins_its_checksum(tiny, modules):
+    import hashlib
+
+    import yaml
+
+    from recon3d_ros.inference.loader import write_sidecar
+
+    path = tiny.torchscript(modules["constant"](2.0), "const.ts", STRETCH)
+    sidecar = write_sidecar(path, {"depth_scale": 3.0, "max_depth": None, "sha256": "stale"})
+    assert sidecar == sidecar_path(path) == tiny.root / "const.ts.yaml"
+    written = yaml.safe_load(sidecar.read_text())["model"]
+    assert written["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    engine = load_engine(str(path), device="cpu")
+    assert engine.config.depth_scale == 3.0 and engine.config.max_depth == float("inf")
+    np.testing.assert_allclose(engine.infer(_image(), _camera()), 6.0)

@@ -16,7 +16,7 @@ from recon3d_ros.errors import (  # noqa: E402
     InferenceError,
     ModelLoadError,
 )
-from recon3d_ros.inference.config import ModelConfig  # noqa: E402
+from recon3d_ros.core.model_config import ModelConfig  # noqa: E402
 from recon3d_ros.inference.onnx_backend import (  # noqa: E402
     CONFIG_METADATA_KEY,
     OnnxRunner,

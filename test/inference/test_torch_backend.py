@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from recon3d_ros.errors import ConfigError, InferenceError, ModelLoadError  # noqa: E402
-from recon3d_ros.inference.config import ModelConfig  # noqa: E402
+from recon3d_ros.core.model_config import ModelConfig  # noqa: E402
 from recon3d_ros.inference.torch_backend import (  # noqa: E402
     TorchRunner,
     is_torchscript_archive,

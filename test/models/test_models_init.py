@@ -8,8 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from recon3d_ros.core.camera import PinholeCamera  # noqa: E402
+from recon3d_ros.core.model_config import ModelConfig  # noqa: E402
 from recon3d_ros.errors import ModelLoadError  # noqa: E402
-from recon3d_ros.inference.config import ModelConfig  # noqa: E402
 from recon3d_ros.models import (  # noqa: E402
     DEFAULT_WEIGHTS,
     build_model,
@@ -75,6 +75,25 @@ def test_errors_name_the_problem(tmp_path):
     path = save_checkpoint(tmp_path / "m.pt", model, "unet_small", {"width": 1.0}, _config(), {})
     with pytest.raises(ModelLoadError, match="do not fit"):
         load_checkpoint(path)
+
+
+class _RunsCodeWhenUnpickled:
+    """Unpickling calls ``Path.touch(marker)``: what a malicious "checkpoint" could do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (type(self.marker).touch, (self.marker,))
+
+
+def test_loading_never_runs_code_from_the_file(tmp_path):
+    marker = tmp_path / "code_ran"
+    payload = {"arch": "unet_small", "state_dict": {}, "x": _RunsCodeWhenUnpickled(marker)}
+    torch.save(payload, tmp_path / "evil.pt")
+    with pytest.raises(ModelLoadError, match="evil.pt"):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert not marker.exists()
 
 
 def test_shipped_weights_are_small_and_loadable():

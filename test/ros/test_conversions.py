@@ -26,6 +26,7 @@ from recon3d_ros.ros.conversions import (  # noqa: E402
     camera_from_info,
     camera_to_info_msg,
     cloud_msg_to_xyz,
+    cloud_msg_to_xyzrgb,
     cloud_to_msg,
     compressed_to_rgb,
     depth_image_to_m,
@@ -289,6 +290,38 @@ def test_cloud_xyz_follows_offsets_types_and_row_padding_and_drops_nan():
 def test_empty_cloud_gives_no_points():
     msg = _cloud_msg(_xyz_records(np.zeros((0, 3))), width=0, height=1)
     assert cloud_msg_to_xyz(msg).shape == (0, 3)
+
+
+def _xyzrgb_msg(row_step: int) -> PointCloud2:
+    """Build a 2x2 cloud in PCL's XYZRGB layout: rgb is a FLOAT32 field holding 0x00RRGGBB."""
+    dtype = np.dtype({"names": ["x", "y", "z", "rgb"], "formats": ["<f4", "<f4", "<f4", "<u4"],
+                      "offsets": [0, 4, 8, 12], "itemsize": 16})
+    rec = np.zeros(4, dtype)
+    rec["x"] = [0.5, 1.0, np.nan, -3.0]
+    rec["z"] = [1.0, 2.0, 3.0, 4.0]
+    rec["rgb"] = [0x0A141E, 0xFF0000, 0x00FF00, 0x010203]
+    msg = PointCloud2(height=2, width=2, point_step=16, row_step=row_step)
+    msg.fields = [PointField(name=n, offset=o, datatype=PointField.FLOAT32, count=1)
+                  for n, o in (("x", 0), ("y", 4), ("z", 8), ("rgb", 12))]
+    pad = max(row_step - 32, 0)
+    rows = rec.view(np.uint8).reshape(2, 32)
+    msg.data = array.array("B", np.concatenate(
+        [rows, np.full((2, pad), 0xCD, np.uint8)], axis=1).tobytes())
+    return msg
+
+
+def test_cloud_colours_come_with_their_points_across_padded_and_packed_rows():
+    expected_xyz = [[0.5, 0.0, 1.0], [1.0, 0.0, 2.0], [-3.0, 0.0, 4.0]]  # the NaN point dropped
+    expected_rgb = [[10, 20, 30], [255, 0, 0], [1, 2, 3]]
+    # row_step 40: 8 bytes of padding after each row; row_step 0 (unset): rows packed.
+    for row_step in (40, 0):
+        xyz, rgb = cloud_msg_to_xyzrgb(_xyzrgb_msg(row_step))
+        np.testing.assert_array_equal(xyz, expected_xyz)
+        np.testing.assert_array_equal(rgb, expected_rgb)
+    no_colour = _xyzrgb_msg(32)
+    no_colour.fields = no_colour.fields[:3]
+    xyz, rgb = cloud_msg_to_xyzrgb(no_colour)
+    assert rgb is None and xyz.shape == (3, 3)
 
 
 def test_malformed_clouds_raise_encoding_errors():

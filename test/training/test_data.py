@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from recon3d_ros.inference.config import IMAGENET_MEAN, IMAGENET_STD
+from recon3d_ros.core.model_config import IMAGENET_MEAN, IMAGENET_STD
 from recon3d_ros.training.data import Augment, RawSample, SyntheticSource, make_batch, to_sample
 
 

@@ -76,3 +76,26 @@ def test_resume_without_state_and_empty_data_are_config_errors(tmp_path):
         train(_opts(tmp_path / "none", synthetic=False))
     with pytest.raises(ConfigError, match="standard, strong"):
         train(_opts(tmp_path / "aug", augment="wild"))
+
+
+def test_evaluation_during_training_runs_the_nodes_engine_on_the_saved_weights(tmp_path):
+    """The per-epoch score on a real folder is what `recon3d eval` gets from model.pt."""
+    from recon3d_ros.commands.synth import write_folder
+    from recon3d_ros.evaluation.dataset import load_rgbd_folder
+    from recon3d_ros.evaluation.evaluate import evaluate_frames
+    from recon3d_ros.inference.loader import load_engine
+
+    folder = tmp_path / "room"
+    write_folder(folder, 2, 7, 64, 48, 70.0, None)
+    out = tmp_path / "run"
+    train(_opts(out, eval_folders=[str(folder)]))
+    record = json.loads((out / "log.jsonl").read_text().splitlines()[-1])["eval_room"]
+    engine = load_engine(str(out / "model.pt"), device="cpu")
+    expected = evaluate_frames(engine, load_rgbd_folder(folder), baselines=False)
+    for mode in ("metric", "median"):
+        for key in ("abs_rel", "delta1"):
+            assert record[mode][key] == pytest.approx(expected[mode][key], abs=1e-4)
+    # Scoring changes nothing: the second epoch trains (batch norm in train mode) as without it.
+    plain = load_checkpoint(train(_opts(tmp_path / "plain")))[0].state_dict()
+    scored = load_checkpoint(out / "model.pt")[0].state_dict()
+    assert all(torch.equal(plain[k], v) for k, v in scored.items())

@@ -9,7 +9,7 @@ import pytest
 
 from recon3d_ros.core.camera import PinholeCamera
 from recon3d_ros.errors import ConfigError
-from recon3d_ros.inference.config import ModelConfig, load_config_yaml
+from recon3d_ros.core.model_config import ModelConfig, load_config_yaml
 
 CAM = PinholeCamera(width=64, height=48, fx=50.0, fy=50.0, cx=31.5, cy=23.5)
 

@@ -1,5 +1,9 @@
 """A depth model's pre- and post-processing, kept with the model (as timm's PretrainedCfg).
 
+Numpy and the camera model only (OpenCV and, for one filter, torch are imported when used), so
+both the networks (:mod:`recon3d_ros.models`) and the backends (:mod:`recon3d_ros.inference`)
+build on it without importing each other.
+
 The node never hard-codes a network's input size or normalisation: it asks the model's
 :class:`ModelConfig` to turn an RGB image into a network input and the raw output back into
 metric depth on the image's pixel grid.
@@ -24,7 +28,13 @@ from typing import Any, Literal, Mapping, get_args
 import numpy as np
 import numpy.typing as npt
 
-from recon3d_ros.core.camera import ImageTransform, PinholeCamera, stretch_transform
+from recon3d_ros.core.camera import (
+    ImageTransform,
+    PinholeCamera,
+    resize_image,
+    round_to_multiple,
+    stretch_transform,
+)
 from recon3d_ros.errors import ConfigError
 
 __all__ = [
@@ -35,6 +45,9 @@ __all__ = [
     "InputRange",
     "FocalRule",
     "Preprocessed",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "read_config_yaml",
     "load_config_yaml",
 ]
 
@@ -66,12 +79,6 @@ class Preprocessed:
     tensor: npt.NDArray[np.float32]  # 1 x 3 x h x w, in the range the graph expects
     transform: ImageTransform
     net_camera: PinholeCamera  # intrinsics of the network input canvas
-
-
-def _multiple(value: float, multiple: int) -> int:
-    """Round to the nearest multiple (Python's half-to-even, as numpy and transformers do)."""
-    m = max(1, multiple)
-    return int(round(value / m)) * m
 
 
 @dataclass(frozen=True)
@@ -236,7 +243,7 @@ class ModelConfig:
             scale = self.short_side / min(width, height)
 
             def side(v: float) -> int:
-                y = _multiple(v, m)
+                y = round_to_multiple(v, m)
                 return y if y >= self.short_side else int(math.ceil(v / m)) * m
 
             return side(width * scale), side(height * scale)
@@ -259,7 +266,10 @@ class ModelConfig:
             scale_h = scale_w
         else:
             scale_w = scale_h
-        return max(m, _multiple(scale_w * width, m)), max(m, _multiple(scale_h * height, m))
+        return (
+            max(m, round_to_multiple(scale_w * width, m)),
+            max(m, round_to_multiple(scale_h * height, m)),
+        )
 
     # ------------------------------------------------------------------ processing
     @functools.cached_property
@@ -290,25 +300,23 @@ class ModelConfig:
             pad = np.rint(pad)  # a uint8 canvas holds whole grey levels (cv2.copyMakeBorder too)
         return pad
 
-    def resize_content(self, image: npt.NDArray[Any], width: int, height: int) -> npt.NDArray:
+    def resize_content(
+        self, image: npt.NDArray[Any], width: int, height: int
+    ) -> npt.NDArray[Any]:
         """Resize an H x W x 3 image to ``width`` x ``height`` with this config's filter."""
         src_h, src_w = image.shape[:2]
         if (width, height) == (src_w, src_h):
             return image
         import cv2
 
-        shrinking = width < src_w or height < src_h
         mode = self.interpolation
         if mode == "cubic_antialias":
             return _resize_antialiased_bicubic(image, width, height)
-        flag = {
-            "linear": cv2.INTER_LINEAR,
-            "cubic": cv2.INTER_CUBIC,
-            "area": cv2.INTER_AREA,
-            "area_linear": cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
-            "area_cubic": cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC,
-        }[mode]
-        return cv2.resize(image, (width, height), interpolation=flag)
+        if mode in ("area_linear", "area_cubic"):
+            enlarge = cv2.INTER_CUBIC if mode == "area_cubic" else cv2.INTER_LINEAR
+            return resize_image(image, width, height, enlarge)
+        flag = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "area": cv2.INTER_AREA}[mode]
+        return np.asarray(cv2.resize(image, (width, height), interpolation=flag))
 
     def preprocess(self, rgb: npt.NDArray[np.uint8], camera: PinholeCamera) -> Preprocessed:
         """RGB uint8 H x W x 3 to the 1 x 3 x h x w float32 network input."""
@@ -413,15 +421,19 @@ def _resize_antialiased_bicubic(
         y = F.interpolate(
             x, size=(height, width), mode="bicubic", align_corners=False, antialias=True
         )[0].permute(1, 2, 0)
-    out = y.numpy()
+    out: npt.NDArray[np.float32] = y.numpy()
     if image.dtype == np.uint8:
         # torchvision rounds and clamps a uint8 image resized through floats the same way.
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(out)
 
 
-def load_config_yaml(path: str | Path) -> ModelConfig:
-    """Read a sidecar YAML (``model: {...}`` or a flat mapping) into a :class:`ModelConfig`."""
+def read_config_yaml(path: str | Path) -> dict[str, Any]:
+    """Return the keys a model config YAML sets (``model: {...}`` or flat), not yet validated.
+
+    An empty file sets nothing. The loader's sidecars also hold ``preset`` and ``sha256``
+    (:data:`recon3d_ros.inference.loader.SIDECAR_KEYS`), which are not ModelConfig fields.
+    """
     import yaml
 
     p = Path(path)
@@ -429,8 +441,15 @@ def load_config_yaml(path: str | Path) -> ModelConfig:
         data = yaml.safe_load(p.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read model config {p}: {exc}") from exc
+    if data is None:
+        return {}
     if isinstance(data, dict) and isinstance(data.get("model"), dict):
         data = data["model"]
     if not isinstance(data, dict):
         raise ConfigError(f"model config {p} must be a YAML mapping of ModelConfig fields")
-    return ModelConfig.from_dict(data)
+    return {str(k): v for k, v in data.items()}
+
+
+def load_config_yaml(path: str | Path) -> ModelConfig:
+    """Read a model config YAML (``model: {...}`` or flat) into a :class:`ModelConfig`."""
+    return ModelConfig.from_dict(read_config_yaml(path))
