@@ -8,6 +8,10 @@ Example::
 Outputs are published under the node's namespace as ``depth/image``, ``depth/camera_info``
 and ``points`` unless remapped with ``depth_topic``, ``depth_camera_info_topic`` and
 ``points_topic``.
+
+The params file (``params_file``, default the installed ``config/recon3d.yaml``) applies first;
+``model``, ``device`` and ``backend`` override it only when given. With ``use_rviz:=true`` the
+launch fails before it starts any process if rviz2 is not installed.
 """
 
 from __future__ import annotations
@@ -15,13 +19,18 @@ from __future__ import annotations
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch import LaunchContext, LaunchDescription, LaunchDescriptionEntity
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from recon3d_ros.ros.launch_support import (
+    find_package_executable, NODE_ARGUMENTS, node_parameters)
+
 PACKAGE = "recon3d_ros"
+RVIZ_PACKAGE = "rviz2"
+RVIZ_EXECUTABLE = "rviz2"
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -33,13 +42,17 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("namespace", default_value="",
                               description="namespace of the node and of its relative topics"),
         DeclareLaunchArgument("params_file", default_value=default_params,
-                              description="YAML parameters file of the node"),
-        DeclareLaunchArgument("model", default_value="default",
-                              description="preset name or path to a .pt / .onnx / .engine model"),
-        DeclareLaunchArgument("device", default_value="auto",
-                              description="auto, cpu, cuda or cuda:N"),
-        DeclareLaunchArgument("backend", default_value="auto",
-                              description="auto, torch, onnxruntime or tensorrt"),
+                              description="YAML parameters file of the node ('': none)"),
+        # Empty: not given, so the params file's value applies (see node_parameters).
+        DeclareLaunchArgument("model", default_value="",
+                              description="preset name or path to a .pt / .onnx / .engine "
+                                          "model (default: the params file's)"),
+        DeclareLaunchArgument("device", default_value="",
+                              description="auto, cpu, cuda or cuda:N "
+                                          "(default: the params file's)"),
+        DeclareLaunchArgument("backend", default_value="",
+                              description="auto, torch, onnxruntime or tensorrt "
+                                          "(default: the params file's)"),
         # The node's topic names are relative, so `namespace` moves all of them; these
         # arguments remap them, e.g. to a camera driver's absolute topics.
         DeclareLaunchArgument("image_topic", default_value="image",
@@ -68,20 +81,26 @@ def generate_launch_description() -> LaunchDescription:
                               description="rviz2 fixed frame: the frame_id of your images"),
     ]
 
+    # One OpaqueFunction creates every process, after checking what they need: a failed check
+    # then ends the launch before anything has started, so nothing can outlive it.
+    return LaunchDescription(arguments + [OpaqueFunction(function=start_nodes)])
+
+
+def start_nodes(context: LaunchContext) -> list[LaunchDescriptionEntity]:
+    """Check that rviz2 exists when it is asked for, then return the depth node (and rviz2)."""
+    use_rviz = IfCondition(LaunchConfiguration("use_rviz")).evaluate(context)
+    if use_rviz:
+        # Raises (and launch stops with its message) before the depth node is started.
+        find_package_executable(RVIZ_PACKAGE, RVIZ_EXECUTABLE, reason="use_rviz:=true")
+    given = {name: LaunchConfiguration(name).perform(context) for name in NODE_ARGUMENTS}
+
     depth_node = Node(
         package=PACKAGE,
         executable="depth_node",
         name="depth_node",
         namespace=LaunchConfiguration("namespace"),
-        # Launch arguments override the file: they are applied after it.
-        parameters=[
-            LaunchConfiguration("params_file"),
-            {
-                "model": LaunchConfiguration("model"),
-                "device": LaunchConfiguration("device"),
-                "backend": LaunchConfiguration("backend"),
-            },
-        ],
+        # The params file, then only the model/device/backend arguments the user gave.
+        parameters=node_parameters(given),
         remappings=[
             ("image", LaunchConfiguration("image_topic")),
             # With `transport: compressed` the node subscribes to `image/compressed`, which
@@ -99,9 +118,11 @@ def generate_launch_description() -> LaunchDescription:
         emulate_tty=True,
     )
 
+    if not use_rviz:
+        return [depth_node]
     rviz = Node(
-        package="rviz2",
-        executable="rviz2",
+        package=RVIZ_PACKAGE,
+        executable=RVIZ_EXECUTABLE,
         name="rviz2",
         namespace=LaunchConfiguration("namespace"),
         arguments=["-d", LaunchConfiguration("rviz_config"),
@@ -112,8 +133,7 @@ def generate_launch_description() -> LaunchDescription:
             ("depth/image", LaunchConfiguration("depth_topic")),
             ("points", LaunchConfiguration("points_topic")),
         ],
-        condition=IfCondition(LaunchConfiguration("use_rviz")),
         output="screen",
     )
 
-    return LaunchDescription(arguments + [depth_node, rviz])
+    return [depth_node, rviz]

@@ -1,0 +1,80 @@
+"""What launch/depth.launch.py decides before it starts a process, without launch or launch_ros.
+
+The launch file reads its arguments as strings in an ``OpaqueFunction`` and hands them to these
+functions, so that the choices (which parameters reach the node, whether rviz2 can start) are
+plain Python that test/ros/test_launch_support.py tests where launch is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Mapping
+
+from ament_index_python.packages import get_package_prefix, PackageNotFoundError
+
+from recon3d_ros.errors import ConfigError
+
+__all__ = ["NODE_ARGUMENTS", "OVERRIDE_ARGUMENTS", "find_package_executable", "node_parameters"]
+
+# Launch arguments that become node parameters when the user gives them (non-empty). Their
+# launch default is empty, so by default the params file (or the node's own default) decides.
+OVERRIDE_ARGUMENTS: tuple[str, ...] = ("model", "device", "backend")
+# Every launch argument node_parameters() reads.
+NODE_ARGUMENTS: tuple[str, ...] = ("params_file",) + OVERRIDE_ARGUMENTS
+
+
+def node_parameters(arguments: Mapping[str, str]) -> list[str | dict[str, str]]:
+    """Return the depth node's launch_ros ``parameters``: the params file, then what was given.
+
+    ``arguments`` maps the names in :data:`NODE_ARGUMENTS` to the launch arguments' values; an
+    empty (or missing) value was not given. launch_ros passes the entries to the node in this
+    order and a later one overrides an earlier one, so a given ``model``/``device``/``backend``
+    overrides the file while an empty one leaves the file's value in force. The values stay
+    Python strings, which launch_ros passes as string parameters (a model named ``1`` stays
+    ``'1'``). An empty ``params_file`` means no file: the node's code defaults.
+
+    Raises ConfigError when ``params_file`` names no file: launch_ros would only warn and
+    start the node without it.
+    """
+    parameters: list[str | dict[str, str]] = []
+    params_file = arguments.get("params_file", "").strip()
+    if params_file:
+        if not os.path.isfile(params_file):
+            raise ConfigError(
+                f"params_file:={params_file} is not a file; pass an existing YAML parameters "
+                "file, or params_file:='' for the node's defaults")
+        parameters.append(params_file)
+    overrides = {name: arguments[name].strip() for name in OVERRIDE_ARGUMENTS
+                 if arguments.get(name, "").strip()}
+    if overrides:
+        parameters.append(overrides)
+    return parameters
+
+
+def find_package_executable(package: str, executable: str, reason: str) -> str:
+    """Return the path of ``executable`` of ROS package ``package``, as launch_ros finds it.
+
+    Looks where launch_ros' ``ExecutableInPackage`` does (the ament index, then
+    ``<prefix>/lib/<package>``), so a launch file can check before it starts anything that a
+    ``Node(package=..., executable=...)`` will be able to start. ``reason`` says why the
+    executable is needed (e.g. ``use_rviz:=true``) and begins the error message.
+
+    Raises ConfigError naming the package, the ament prefixes searched and what to do.
+    """
+    try:
+        prefix = get_package_prefix(package)
+    except PackageNotFoundError as exc:
+        searched = os.environ.get("AMENT_PREFIX_PATH", "")
+        raise ConfigError(
+            f"{reason} needs the ROS package '{package}', which is not installed (not in the "
+            f"ament index of AMENT_PREFIX_PATH={searched!r}); install it (e.g. "
+            f"ros-<distro>-{package.replace('_', '-')}) and source its setup file, or launch "
+            "without it") from exc
+    libexec = os.path.join(prefix, "lib", package)
+    path = shutil.which(executable, path=libexec) if os.path.isdir(libexec) else None
+    if path is None:
+        raise ConfigError(
+            f"{reason} needs the executable '{executable}' of package '{package}', which is not "
+            f"in {libexec}; reinstall '{package}', or launch without it")
+    return path
