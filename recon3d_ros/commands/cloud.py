@@ -92,6 +92,7 @@ def camera_from_args(
 
 def run(args: argparse.Namespace) -> int:
     from recon3d_ros.core.ply import depth_to_mesh, write_ply
+    from recon3d_ros.core.filters import apply_depth_range
     from recon3d_ros.core.pointcloud import depth_to_points
 
     if args.stride < 1:
@@ -103,9 +104,7 @@ def run(args: argparse.Namespace) -> int:
     depth = read_depth(args.depth, scale)
     height, width = depth.shape
     camera = camera_from_args(args, width, height, intrinsics)
-    depth = np.where((depth >= args.min_depth) & (depth <= args.max_depth), depth, np.nan).astype(
-        np.float32
-    )
+    depth = apply_depth_range(depth, args.min_depth, args.max_depth)
 
     rgb = None
     if args.rgb:

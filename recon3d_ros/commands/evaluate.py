@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from recon3d_ros.evaluation.dataset import load_rgbd_folder
     from recon3d_ros.evaluation.evaluate import evaluate_frames
     from recon3d_ros.inference.loader import load_engine
+    from recon3d_ros.inference.pipeline import FramePipeline
 
     engine = load_engine(
         args.model,
@@ -97,13 +98,16 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         preset=args.preset or None,
     )
+    # The node's frame path with neutral options (no edge filter, no depth range): the metrics
+    # apply their own --min-depth/--max-depth to the ground truth.
+    pipeline = FramePipeline(engine)
     results: dict[str, dict[str, Any]] = {}
     out_dir = Path(args.out) if args.out else None
     for folder in args.data:
         frames = load_rgbd_folder(folder)
         name = Path(folder).resolve().name
         res = evaluate_frames(
-            engine,
+            pipeline,
             frames,
             args.min_depth,
             args.max_depth,

@@ -49,6 +49,7 @@ __all__ = [
     "channels",
     "dtype_of",
     "image_to_array",
+    "check_pixel_count",
     "to_rgb8",
     "to_depth_m",
     "depth_m_to_mm16",
@@ -241,6 +242,20 @@ def image_to_array(
     if swap:
         return view.astype(dt.newbyteorder("="))
     return view
+
+
+def check_pixel_count(width: int, height: int, max_pixels: int, what: str = "image") -> None:
+    """Raise :class:`EncodingError` when ``width`` x ``height`` exceeds ``max_pixels``.
+
+    The one test of the node's ``max_input_pixels``, made before an image is converted so an
+    oversized message costs no memory.
+    """
+    if width * height > max_pixels:
+        raise EncodingError(
+            f"{what} is {width}x{height} = {width * height} pixels, more than "
+            f"max_input_pixels={max_pixels}; raise max_input_pixels only if the camera really "
+            "sends such images"
+        )
 
 
 def to_rgb8(image: npt.NDArray[Any], encoding: str) -> npt.NDArray[np.uint8]:

@@ -1,4 +1,9 @@
-"""Depth image filters.
+"""Depth image filters, and the one rule for which depth values are valid.
+
+:func:`valid_depth_mask` / :func:`apply_depth_range` state, once for the whole package, which
+depth values are usable (REP 118: finite and > 0; here also inside an inclusive
+``[min_depth, max_depth]``). The model's output, the node's depth image, the point cloud and the
+offline tools all apply this rule.
 
 :func:`remove_flying_pixels` drops the "flying pixels" that a depth network (or a ToF/stereo
 sensor) produces at object silhouettes: points interpolated between foreground and background
@@ -9,12 +14,49 @@ relative to depth.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
 from recon3d_ros.errors import ConfigError, EncodingError
 
-__all__ = ["remove_flying_pixels"]
+__all__ = ["valid_depth_mask", "apply_depth_range", "remove_flying_pixels"]
+
+
+def valid_depth_mask(
+    depth: npt.NDArray[np.floating], min_depth: float = 0.0, max_depth: float = math.inf
+) -> npt.NDArray[np.bool_]:
+    """Where ``depth`` is usable: finite, > 0 and inside ``[min_depth, max_depth]`` (inclusive).
+
+    NaN compares False with everything, so it fails the lower bound; ``+inf`` fails the upper
+    bound even when ``max_depth`` is infinite (an infinitely far point is no measurement).
+    """
+    z = np.asarray(depth)
+    with np.errstate(invalid="ignore"):
+        valid = (z >= z.dtype.type(min_depth)) if min_depth > 0.0 else (z > 0)
+        if math.isfinite(max_depth):
+            valid &= z <= z.dtype.type(max_depth)
+        else:
+            valid &= z < np.inf
+    return np.asarray(valid, dtype=bool)
+
+
+def apply_depth_range(
+    depth: npt.NDArray[np.floating], min_depth: float = 0.0, max_depth: float = math.inf
+) -> npt.NDArray[np.float32]:
+    """``depth`` as float32 with NaN wherever :func:`valid_depth_mask` is False.
+
+    Returns the input itself (no copy) when it is float32 and every pixel is valid, the common
+    case for network output, so the per-frame path pays one comparison pass.
+    """
+    z = np.asarray(depth)
+    z = z if z.dtype == np.float32 else z.astype(np.float32)
+    valid = valid_depth_mask(z, min_depth, max_depth)
+    if valid.all():
+        return z
+    return np.where(valid, z, np.float32(np.nan))
+
 
 _OFFSETS_4 = ((0, 1), (1, 0))
 _OFFSETS_8 = ((0, 1), (1, 0), (1, 1), (1, -1))

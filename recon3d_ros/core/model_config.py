@@ -35,6 +35,7 @@ from recon3d_ros.core.camera import (
     round_to_multiple,
     stretch_transform,
 )
+from recon3d_ros.core.filters import apply_depth_range
 from recon3d_ros.errors import ConfigError
 
 __all__ = [
@@ -367,10 +368,7 @@ class ModelConfig:
                 depth = np.where(
                     out > 0, np.float32(self.focal(net_camera) * self.baseline) / out, np.nan
                 ).astype(np.float32)
-            invalid = ~np.isfinite(depth) | (depth <= self.min_depth) | (depth > self.max_depth)
-        depth = np.asarray(depth, dtype=np.float32)
-        depth[invalid] = np.nan
-        return depth
+        return apply_depth_range(depth, self.min_depth, self.max_depth)
 
     def postprocess(
         self,

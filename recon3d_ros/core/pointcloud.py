@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recon3d_ros.core.camera import PinholeCamera
+from recon3d_ros.core.filters import valid_depth_mask
 from recon3d_ros.core.lru import LruCache
 from recon3d_ros.errors import CameraModelError, EncodingError
 
@@ -195,16 +196,11 @@ def _valid_z(
 ) -> tuple[npt.NDArray[np.float32], bool]:
     """Depth as float32 with NaN wherever it is invalid, and whether every pixel was valid.
 
-    Returns ``depth`` itself (no copy) when it is already float32 and fully valid, which is the
-    common case for network output.
+    The rule is :func:`~recon3d_ros.core.filters.valid_depth_mask`'s; ``depth`` itself comes
+    back (no copy) when it is already float32 and fully valid.
     """
     z = depth if depth.dtype == np.float32 else depth.astype(np.float32)
-    # NaN compares False, so it is rejected by the lower bound test.
-    valid = (z >= np.float32(min_depth)) if min_depth > 0.0 else (z > np.float32(0.0))
-    if math.isfinite(max_depth):
-        valid &= z <= np.float32(max_depth)
-    else:
-        valid &= z < np.float32(np.inf)
+    valid = valid_depth_mask(z, min_depth, max_depth)
     if valid.all():
         return z, True
     return np.where(valid, z, np.float32(np.nan)), False

@@ -9,7 +9,7 @@ clearly has learnt nothing about the image.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +17,7 @@ import numpy.typing as npt
 from recon3d_ros.core.camera import PinholeCamera
 from recon3d_ros.errors import DatasetError
 from recon3d_ros.evaluation.dataset import RgbdFrame
+from recon3d_ros.inference.pipeline import FramePipeline
 
 __all__ = [
     "MODES",
@@ -34,12 +35,6 @@ MODES = ("metric", "median", "scale_shift")
 TRAIN_MEDIAN_DEPTH = 2.8
 PLANE_HEIGHT = 1.5  # metres: a handheld / robot-mast camera
 PLANE_CAP = 10.0  # metres: where the floor prior stops (horizon and above)
-
-
-class _Engine(Protocol):
-    def infer(
-        self, rgb: npt.NDArray[np.uint8], camera: PinholeCamera
-    ) -> npt.NDArray[np.float32]: ...
 
 
 def constant_baseline(
@@ -122,7 +117,7 @@ def evaluate_predictor(
 
 
 def evaluate_frames(
-    engine: _Engine,
+    pipeline: FramePipeline,
     frames: Sequence[RgbdFrame],
     min_depth: float = 1e-3,
     max_depth: float = 80.0,
@@ -131,7 +126,7 @@ def evaluate_frames(
     plane_height: float = PLANE_HEIGHT,
     plane_cap: float = PLANE_CAP,
 ) -> dict[str, Any]:
-    """Score ``engine`` on ``frames``, with the baselines.
+    """Score what ``pipeline`` (the node's frame path) predicts on ``frames``, with the baselines.
 
     Returns ``{"metric": {...}, "median": {...}, "scale_shift": {...}, "frames": [...],
     "baselines": {...}}``.
@@ -145,7 +140,7 @@ def evaluate_frames(
 
     def model_predict(fr: RgbdFrame) -> npt.NDArray[np.float32]:
         t0 = time.perf_counter()
-        depth = engine.infer(fr.rgb, fr.camera)
+        depth = pipeline.process(fr.rgb, fr.camera).depth
         times.append((time.perf_counter() - t0) * 1e3)
         return depth
 

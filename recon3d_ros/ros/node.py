@@ -14,8 +14,10 @@ Topics (relative, so launch files remap them):
 Latency design: *newest frame wins*. The subscription callbacks only store messages: the image
 callback puts the newest image in a one-element slot, replacing (and counting as dropped) any
 image the worker has not taken yet; the camera_info callback adds to a small buffer keyed by
-stamp. A single worker thread takes the slot once its CameraInfo is there (pairing, below), and
-runs decode -> rectify -> inference -> filter -> publish. When the camera is faster than the
+stamp. A single worker thread takes the slot once its CameraInfo is there (pairing, below),
+decodes it and hands it to :class:`~recon3d_ros.inference.pipeline.FramePipeline` (rectify ->
+inference -> metric scale -> filter; the same code ``recon3d bench``/``eval`` run), then
+publishes. When the camera is faster than the
 model, frames are dropped, never queued, so the age of what is published is bounded by about
 one inference time. Callbacks stay microseconds long, so one executor thread serves them, the
 parameter services and the diagnostics timer while inference runs (torch/onnxruntime release
@@ -51,10 +53,10 @@ exactly (cv2 pixel-centre convention) when ``output_width/height`` or ``output_s
 size. Caches (rectification maps, cloud rays) are keyed by the calibration, so a new resolution
 or K mid-stream just builds new ones.
 
-Metric scale (``scale_mode`` != none): the engine's output goes through
-:class:`~recon3d_ros.inference.scale.MetricScaler` before filtering. Reference callbacks only
-convert and store the newest reference; the worker hands it to the scaler, which only the worker
-touches.
+Metric scale (``scale_mode`` != none): the pipeline's
+:class:`~recon3d_ros.inference.scale.MetricScaler` scales the engine's output before filtering.
+Reference callbacks only convert and store the newest reference; the worker hands it to the
+pipeline, which only the worker touches.
 
 Bad input never stops the node: each frame that cannot be used is dropped, and its cause is
 logged once per (topic, cause), then at most every 10 s with a count, and shown in /diagnostics.
@@ -66,7 +68,6 @@ stderr that says what to do.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 import traceback
@@ -83,12 +84,9 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from recon3d_ros.core.camera import PinholeCamera
-from recon3d_ros.core.filters import remove_flying_pixels
-from recon3d_ros.core.pointcloud import depth_to_cloud
-from recon3d_ros.core.rectify import rectifier_for
+from recon3d_ros.core.encodings import check_pixel_count
 from recon3d_ros.errors import CameraModelError, ConfigError, EncodingError, Recon3dError
-from recon3d_ros.inference.loader import load_engine
-from recon3d_ros.inference.scale import MetricScaler
+from recon3d_ros.inference.pipeline import FrameResult, ScaleReference
 from recon3d_ros.ros.conversions import (
     camera_from_info,
     camera_to_info_msg,
@@ -148,15 +146,10 @@ class DepthNode(Node):
         super().__init__(node_name, **kwargs)
         self._settings: NodeSettings = declare_all(self)
         s = self._settings
-        self.engine = load_engine(
-            s.model,
-            backend=s.backend,
-            device=s.device,
-            precision=s.precision,
-            config_overrides=s.config_overrides() or None,
-            preset=s.preset or None,
-            cpu_threads=s.cpu_threads,
-        )  # loads the network too
+        # Everything between the decoded image and the published arrays (ROS-free, shared with
+        # bench, eval and the offline tools); only the worker thread calls it.
+        self.pipeline = s.build_pipeline()  # loads the network too
+        self.engine = self.pipeline.engine
         self.get_logger().info(
             f"model '{s.model}' ({self.engine.config.name}, input "
             f"{self.engine.config.input_width}x{self.engine.config.input_height} "
@@ -164,7 +157,6 @@ class DepthNode(Node):
             f"{self.engine.device}, precision {self.engine.precision}, cpu_threads "
             f"{s.cpu_threads or 'default'}"
         )
-        self.scaler = _make_scaler(s)
 
         self._stats = FrameStats()
         self._faults = FaultReporter(self.get_logger().warning)
@@ -265,7 +257,9 @@ class DepthNode(Node):
             return self.create_subscription(
                 CompressedImage, "image/compressed", self._on_image, qos, event_callbacks=events
             )
-        return self.create_subscription(Image, "image", self._on_image, qos, event_callbacks=events)
+        return self.create_subscription(
+            Image, "image", self._on_image, qos, event_callbacks=events
+        )
 
     def _on_message_lost(self, info: Any) -> None:
         self._lost_by_middleware = int(info.total_count)
@@ -342,11 +336,7 @@ class DepthNode(Node):
     def _on_scale_depth(self, msg: Image) -> None:
         topic = self._scale_depth_sub.topic_name
         try:
-            if msg.width * msg.height > self._settings.max_input_pixels:
-                raise EncodingError(
-                    f"{msg.width}x{msg.height} exceeds max_input_pixels="
-                    f"{self._settings.max_input_pixels}"
-                )
+            check_pixel_count(msg.width, msg.height, self._settings.max_input_pixels, topic)
             depth = depth_image_to_m(msg)
         except Recon3dError as exc:
             self._faults.report(topic, "bad reference depth", str(exc))
@@ -454,27 +444,19 @@ class DepthNode(Node):
         if isinstance(msg, Image):
             if msg.width == 0 or msg.height == 0:
                 raise FrameRejected(topic, "empty image", f"size {msg.width}x{msg.height}")
-            if msg.width * msg.height > s.max_input_pixels:
-                raise FrameRejected(
-                    topic,
-                    "image too large",
-                    f"{msg.width}x{msg.height} exceeds max_input_pixels={s.max_input_pixels}",
-                )
+            try:
+                check_pixel_count(msg.width, msg.height, s.max_input_pixels)
+            except EncodingError as exc:
+                raise FrameRejected(topic, "image too large", str(exc)) from exc
             try:
                 return image_to_rgb(msg)
             except EncodingError as exc:
                 raise FrameRejected(topic, "bad image", str(exc)) from exc
         try:
-            rgb = compressed_to_rgb(msg, s.max_input_pixels)  # checked before decoding
+            # The size its header declares is checked before anything is decoded.
+            return compressed_to_rgb(msg, s.max_input_pixels)
         except EncodingError as exc:
             raise FrameRejected(topic, "bad compressed image", str(exc)) from exc
-        if rgb.shape[0] * rgb.shape[1] > s.max_input_pixels:
-            raise FrameRejected(
-                topic,
-                "image too large",
-                f"{rgb.shape[1]}x{rgb.shape[0]} exceeds max_input_pixels={s.max_input_pixels}",
-            )
-        return rgb
 
     def _camera_for(
         self, info: CameraInfo, msg: ImageMsg, width: int, height: int
@@ -499,76 +481,38 @@ class DepthNode(Node):
             )
         return camera
 
-    def _rectify(
-        self, rgb: npt.NDArray[np.uint8], camera: PinholeCamera, info: CameraInfo
-    ) -> tuple[npt.NDArray[np.uint8], PinholeCamera]:
-        """Undistort into P's intrinsics (K when P is unset), as image_proc does.
-
-        The maps are cached per calibration, so a new size, K, D or P rebuilds them.
-        """
-        try:
-            rectifier = rectifier_for(camera, rectified_camera_from_info(info))
-        except CameraModelError as exc:
-            raise FrameRejected(self.info_topic, "cannot rectify", str(exc)) from exc
-        if rectifier is None:
-            return rgb, camera
-        return rectifier.rectify(rgb), rectifier.camera
-
     def _process(self, pending: _Pending, info: CameraInfo) -> None:
         s = self._settings
         msg = pending.msg
         rgb = self._decode(msg, s)
         height, width = rgb.shape[:2]
         camera = self._camera_for(info, msg, width, height)
-        if camera.is_distorted and not s.input_is_rectified:
-            rgb, camera = self._rectify(rgb, camera, info)
-        out_w, out_h = s.output_size(camera.width, camera.height)
-        same_size = (out_w, out_h) == (camera.width, camera.height)
-        depth = self.engine.infer(rgb, camera, output_size=None if same_size else (out_w, out_h))
-        out_camera = camera if same_size else camera.resized(out_w, out_h)
-        if self.scaler is not None:
-            depth = self._metric_scale(self.scaler, depth, out_camera)
-        if s.edge_filter_threshold > 0.0:
-            depth = remove_flying_pixels(depth, s.edge_filter_threshold)
-        depth = _apply_depth_range(depth, s.min_depth, s.max_depth)
-        self._publish(msg, depth, out_camera, rgb, s)
+        self.pipeline.options = s.frame_options()  # this frame's snapshot of the parameters
+        try:
+            rectified = rectified_camera_from_info(info)
+            result = self.pipeline.process(rgb, camera, self._take_reference(), rectified)
+        except CameraModelError as exc:
+            raise FrameRejected(self.info_topic, "cannot rectify", str(exc)) from exc
+        self._publish(msg.header, result, s)
         latency = (self.get_clock().now().nanoseconds - pending.stamp_ns) / 1e9
-        timings = getattr(self.engine, "timings", None)
-        self._stats.frame_published(latency, getattr(timings, "inference_ms", 0.0))
+        self._stats.frame_published(latency, result.timings.inference_ms)
 
-    def _metric_scale(
-        self, scaler: MetricScaler, depth: npt.NDArray[np.float32], camera: PinholeCamera
-    ) -> npt.NDArray[np.float32]:
-        """Hand the newest references to the scaler (each is used once), then scale ``depth``."""
+    def _take_reference(self) -> ScaleReference | None:
+        """Take the newest metric references (sparse scale mode): each serves one frame."""
         with self._cond:
             points, self._ref_points = self._ref_points, None
-            reference, self._ref_depth = self._ref_depth, None
-        if points is not None:
-            scaler.set_reference_points(points)
-        if reference is not None:
-            scaler.set_reference_depth(reference)
-        return scaler.apply(depth, camera)
+            depth, self._ref_depth = self._ref_depth, None
+        if points is None and depth is None:
+            return None
+        return ScaleReference(points, depth)
 
-    def _publish(
-        self,
-        msg: ImageMsg,
-        depth: npt.NDArray[np.float32],
-        camera: PinholeCamera,
-        rgb: npt.NDArray[np.uint8],
-        s: NodeSettings,
-    ) -> None:
-        header = msg.header
+    def _publish(self, header: Any, result: FrameResult, s: NodeSettings) -> None:
         if s.publish_depth:
-            self._depth_pub.publish(depth_to_image_msg(depth, header))
+            self._depth_pub.publish(depth_to_image_msg(result.depth, header))
         if s.publish_camera_info:
-            self._info_pub.publish(camera_to_info_msg(camera, header))
+            self._info_pub.publish(camera_to_info_msg(result.camera, header))
         if s.publish_points:
-            colour = None
-            if s.cloud_color:
-                colour = _resize_rgb(rgb, camera.width, camera.height)
-            # ``depth`` is already NaN outside [min_depth, max_depth] (_process): no second pass.
-            cloud = depth_to_cloud(depth, camera, rgb=colour, stride=s.cloud_stride)
-            self._points_pub.publish(cloud_to_msg(cloud, header))
+            self._points_pub.publish(cloud_to_msg(self.pipeline.cloud(result), header))
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
@@ -589,8 +533,8 @@ class DepthNode(Node):
             faults=self._faults.counts(),
             last_fault=self._faults.last_fault,
         )
-        if self.scaler is not None:
-            state = self.scaler.state
+        if self.pipeline.scaler is not None:
+            state = self.pipeline.scaler.state
             status.values.extend(
                 KeyValue(key=k, value=v) for k, v in scale_values(state).items()
             )
@@ -628,51 +572,3 @@ class DepthNode(Node):
             if self._worker.is_alive() and threading.current_thread() is not self._worker:
                 self._worker.join(timeout=5.0)
         super().destroy_node()
-
-
-def _make_scaler(s: NodeSettings) -> MetricScaler | None:
-    """Build the metric scaler the parameters ask for (None for ``scale_mode: none``)."""
-    if s.scale_mode == "none":
-        return None
-    return MetricScaler(
-        s.scale_mode,  # type: ignore[arg-type]
-        scale=s.scale_factor,
-        shift=s.scale_shift,
-        camera_height=s.scale_camera_height,
-        extrinsic=s.scale_extrinsic,
-        smoothing=s.scale_smoothing,
-        max_log_jump=s.scale_max_jump,
-        patience=s.scale_patience,
-        min_points=s.scale_min_points,
-        scale_only=s.scale_only,
-    )
-
-
-def _apply_depth_range(
-    depth: npt.NDArray[np.float32], min_depth: float, max_depth: float
-) -> npt.NDArray[np.float32]:
-    """Set NaN outside ``[min_depth, max_depth]`` (the inclusive range of the point cloud)."""
-    out = np.asarray(depth, dtype=np.float32)
-    with np.errstate(invalid="ignore"):
-        outside = (
-            (out > np.float32(max_depth))
-            if math.isfinite(max_depth)
-            else np.zeros(out.shape, bool)
-        )
-        if min_depth > 0.0:
-            outside |= out < np.float32(min_depth)
-    if outside.any():
-        out = out.copy() if not out.flags.writeable else out
-        out[outside] = np.nan
-    return out
-
-
-def _resize_rgb(rgb: npt.NDArray[np.uint8], width: int, height: int) -> npt.NDArray[np.uint8]:
-    if rgb.shape[1] == width and rgb.shape[0] == height:
-        return rgb
-    import cv2
-
-    shrink = width < rgb.shape[1]
-    return cv2.resize(
-        rgb, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-    )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import array
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, make_dataclass
 from typing import Any, Mapping, Sequence, Union
 
 from rcl_interfaces.msg import (
@@ -27,7 +27,9 @@ from rcl_interfaces.msg import (
 from recon3d_ros.errors import ConfigError
 from recon3d_ros.inference.devices import PRECISIONS
 from recon3d_ros.inference.engine import BACKENDS
-from recon3d_ros.inference.scale import SCALE_MODES
+from recon3d_ros.inference.loader import load_engine
+from recon3d_ros.inference.pipeline import FrameOptions, FramePipeline
+from recon3d_ros.inference.scale import SCALE_MODES, MetricScaler
 from recon3d_ros.ros.qos import DURABILITY_CHOICES, RELIABILITY_CHOICES
 from recon3d_ros.ros.sync import CAMERA_INFO_POLICIES
 
@@ -327,72 +329,80 @@ _TYPE_NAMES = {
 }
 
 
-@dataclass(frozen=True)
-class NodeSettings:
-    """Validated parameter values; the node swaps the whole object when one changes."""
-
-    model: str
-    preset: str
-    backend: str
-    device: str
-    precision: str
-    cpu_threads: int
-    input_width: int
-    input_height: int
-    transport: str
-    input_is_rectified: bool
-    camera_info_policy: str
-    camera_info_tolerance: float
-    camera_info_wait: float
-    max_input_pixels: int
-    input_qos_reliability: str
-    input_qos_depth: int
-    output_width: int
-    output_height: int
-    output_scale: float
-    publish_depth: bool
-    publish_camera_info: bool
-    publish_points: bool
-    cloud_color: bool
-    cloud_stride: int
-    min_depth: float
-    max_depth: float
-    edge_filter_threshold: float
-    output_qos_reliability: str
-    output_qos_durability: str
-    output_qos_depth: int
-    scale_mode: str
-    scale_factor: float
-    scale_shift: float
-    scale_camera_height: float
-    scale_extrinsic: tuple[float, ...]
-    scale_smoothing: float
-    scale_max_jump: float
-    scale_patience: int
-    scale_min_points: int
-    scale_only: bool
-    diagnostics_period: float
+class _SettingsBase:
+    """Methods of :data:`NodeSettings`; its fields are made from :data:`PARAMS`."""
 
     def config_overrides(self) -> dict[str, Any]:
         """Return the ModelConfig fields the parameters override (0 = keep the model's)."""
         out: dict[str, Any] = {}
-        if self.input_width > 0:
-            out["input_width"] = self.input_width
-        if self.input_height > 0:
-            out["input_height"] = self.input_height
+        for name in ("input_width", "input_height"):
+            if getattr(self, name) > 0:
+                out[name] = getattr(self, name)
         return out
+
+    def frame_options(self) -> FrameOptions:
+        """Return the options of the shared frame path (:mod:`recon3d_ros.inference.pipeline`)."""
+        return FrameOptions(
+            **{f.name: getattr(self, f.name) for f in fields(FrameOptions)}
+        )
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
         """Return the published depth size for an input of ``width`` x ``height``."""
-        if self.output_width > 0 and self.output_height > 0:
-            return self.output_width, self.output_height
-        return (
-            max(1, int(round(width * self.output_scale))),
-            max(1, int(round(height * self.output_scale))),
+        return self.frame_options().output_size(width, height)
+
+    def build_pipeline(self) -> FramePipeline:
+        """Load the model these settings name and wrap it in the node's frame path.
+
+        The node and ``recon3d bench`` both build their pipeline here, so they run the same
+        model with the same options.
+        """
+        engine = load_engine(
+            getattr(self, "model"),
+            backend=getattr(self, "backend"),
+            device=getattr(self, "device"),
+            precision=getattr(self, "precision"),
+            config_overrides=self.config_overrides() or None,
+            preset=getattr(self, "preset") or None,
+            cpu_threads=getattr(self, "cpu_threads"),
+        )  # loads the network too
+        return FramePipeline(engine, self.frame_options(), self.make_scaler())
+
+    def make_scaler(self) -> MetricScaler | None:
+        """Build the metric scaler ``scale_mode`` asks for (None for ``none``)."""
+        if getattr(self, "scale_mode") == "none":
+            return None
+        return MetricScaler(
+            getattr(self, "scale_mode"),
+            scale=getattr(self, "scale_factor"),
+            shift=getattr(self, "scale_shift"),
+            camera_height=getattr(self, "scale_camera_height"),
+            extrinsic=getattr(self, "scale_extrinsic"),
+            smoothing=getattr(self, "scale_smoothing"),
+            max_log_jump=getattr(self, "scale_max_jump"),
+            patience=getattr(self, "scale_patience"),
+            min_points=getattr(self, "scale_min_points"),
+            scale_only=getattr(self, "scale_only"),
         )
 
     def as_dict(self) -> dict[str, Value]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+
+def _field_type(spec: ParamSpec) -> type:
+    # A double array arrives as a list and is kept as a tuple (settings are immutable).
+    return tuple if isinstance(spec.default, list) else type(spec.default)
+
+
+#: Validated parameter values, one field per :data:`PARAMS` entry (same name and type); the
+#: node swaps the whole object when one changes. Built from the table so a parameter is
+#: declared in one place only.
+NodeSettings: Any = make_dataclass(
+    "NodeSettings",
+    [(spec.name, _field_type(spec)) for spec in PARAMS],
+    bases=(_SettingsBase,),
+    frozen=True,
+)
+NodeSettings.__module__ = __name__  # make_dataclass's ``module=`` needs Python 3.12
 
 
 def descriptor_for(spec: ParamSpec) -> ParameterDescriptor:
@@ -485,14 +495,6 @@ def settings_from_values(values: Mapping[str, Any]) -> NodeSettings:
     if unknown:
         raise ConfigError(f"unknown parameters {unknown}; known: {sorted(_SPECS)}")
     checked = {name: _check(spec, values.get(name, spec.default)) for name, spec in _SPECS.items()}
-    if not checked["min_depth"] < checked["max_depth"]:
-        raise ConfigError(
-            f"min_depth ({checked['min_depth']}) must be below max_depth ({checked['max_depth']})"
-        )
-    if (checked["output_width"] > 0) != (checked["output_height"] > 0):
-        raise ConfigError(
-            "set both output_width and output_height, or neither (0 = use output_scale)"
-        )
     if not str(checked["model"]).strip():
         raise ConfigError(
             "parameter 'model' is empty: give a preset name such as 'default' or a model file"
@@ -501,7 +503,9 @@ def settings_from_values(values: Mapping[str, Any]) -> NodeSettings:
         raise ConfigError(
             "scale_mode 'ground' needs scale_camera_height > 0 (metres above the floor)"
         )
-    return NodeSettings(**checked)  # type: ignore[arg-type]
+    settings = NodeSettings(**checked)
+    settings.frame_options()  # cross-checks the frame options (ConfigError)
+    return settings
 
 
 def declare_all(node: Any) -> NodeSettings:

@@ -347,12 +347,13 @@ def train(opts: TrainOptions) -> Path:
                 )
                 if eval_frames:
                     from recon3d_ros.evaluation.evaluate import evaluate_frames
+                    from recon3d_ros.inference.pipeline import FramePipeline
 
-                    engine = _eval_engine(model, config, device)
+                    pipeline = FramePipeline(_eval_engine(model, config, device))
                     model.eval()
                     try:
                         for name, frames in eval_frames:
-                            res = evaluate_frames(engine, frames, baselines=False)
+                            res = evaluate_frames(pipeline, frames, baselines=False)
                             record[f"eval_{name}"] = {
                                 mode: {k: round(res[mode][k], 4) for k in ("abs_rel", "delta1")}
                                 for mode in ("metric", "median")

@@ -84,6 +84,7 @@ def test_evaluation_during_training_runs_the_nodes_engine_on_the_saved_weights(t
     from recon3d_ros.evaluation.dataset import load_rgbd_folder
     from recon3d_ros.evaluation.evaluate import evaluate_frames
     from recon3d_ros.inference.loader import load_engine
+    from recon3d_ros.inference.pipeline import FramePipeline
 
     folder = tmp_path / "room"
     write_folder(folder, 2, 7, 64, 48, 70.0, None)
@@ -91,7 +92,7 @@ def test_evaluation_during_training_runs_the_nodes_engine_on_the_saved_weights(t
     train(_opts(out, eval_folders=[str(folder)]))
     record = json.loads((out / "log.jsonl").read_text().splitlines()[-1])["eval_room"]
     engine = load_engine(str(out / "model.pt"), device="cpu")
-    expected = evaluate_frames(engine, load_rgbd_folder(folder), baselines=False)
+    expected = evaluate_frames(FramePipeline(engine), load_rgbd_folder(folder), baselines=False)
     for mode in ("metric", "median"):
         for key in ("abs_rel", "delta1"):
             assert record[mode][key] == pytest.approx(expected[mode][key], abs=1e-4)
