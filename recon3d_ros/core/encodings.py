@@ -252,9 +252,8 @@ def check_pixel_count(width: int, height: int, max_pixels: int, what: str = "ima
     """
     if width * height > max_pixels:
         raise EncodingError(
-            f"{what} is {width}x{height} = {width * height} pixels, more than "
-            f"max_input_pixels={max_pixels}; raise max_input_pixels only if the camera really "
-            "sends such images"
+            f"{width}x{height} exceeds max_input_pixels={max_pixels} ({width * height} pixels "
+            f"in the {what}); raise max_input_pixels only if the camera really sends such images"
         )
 
 

@@ -3,7 +3,8 @@
 rviz2 only receives messages when its subscription's QoS is compatible with the publisher's:
 a Reliable display never matches a best-effort publisher, a Transient Local one never matches
 a volatile publisher. The node's output QoS comes from config/recon3d.yaml, its topic names
-from recon3d_ros/ros/node.py.
+from recon3d_ros/ros/topics.py (test/launch/test_depth_launch_structure.py checks that node.py
+uses exactly those).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
+from recon3d_ros.ros import topics
+
 REPO = Path(__file__).resolve().parents[2]
 RVIZ_FILE = REPO / "config" / "recon3d.rviz"
 PARAMS_FILE = REPO / "config" / "recon3d.yaml"
-NODE_MODULE = REPO / "recon3d_ros" / "ros" / "node.py"
 LAUNCH_FILE = REPO / "launch" / "depth.launch.py"
 
 
@@ -36,17 +38,6 @@ def node_output_qos() -> tuple[str, str]:
     params = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))
     section = next(iter(params.values()))["ros__parameters"]
     return section["output_qos_reliability"], section["output_qos_durability"]
-
-
-def node_topic_literals() -> set[str]:
-    tree = ast.parse(NODE_MODULE.read_text(encoding="utf-8"))
-    topics = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) in (
-                "create_publisher", "create_subscription") and len(node.args) > 1 \
-                and isinstance(node.args[1], ast.Constant):
-            topics.add(node.args[1].value)
-    return topics
 
 
 def test_has_the_sections_rviz2_loads(rviz: dict[str, Any]) -> None:
@@ -71,9 +62,8 @@ def test_shows_the_input_the_depth_and_the_cloud(rviz: dict[str, Any]) -> None:
 
 
 def test_topics_are_the_nodes_relative_names(rviz: dict[str, Any]) -> None:
-    topics = set(displays_by_topic(rviz)) - {"/clicked_point"}
-    assert topics <= node_topic_literals(), topics - node_topic_literals()
-    assert not any(topic.startswith("/") for topic in topics)
+    shown = set(displays_by_topic(rviz)) - {"/clicked_point"}
+    assert shown <= set(topics.RELATIVE), shown - set(topics.RELATIVE)
 
 
 def test_input_display_matches_any_camera_driver(rviz: dict[str, Any]) -> None:

@@ -1,9 +1,12 @@
 """Static checks of launch/depth.launch.py that need neither launch nor launch_ros.
 
 The launch file is parsed with ``ast`` and compared with the code it launches: every argument
-it reads is declared, the remapped names are the node's own (relative) topic names, the
+it reads is declared, it remaps exactly the node's relative topics of
+:mod:`recon3d_ros.ros.topics` (and node.py names no topic but through that module), the
 parameter overrides are real node parameters passed only when given, the params file applies
 to the node's name in any namespace, and rviz2 is checked for before any process is created.
+The launch file's ``remappings=`` expressions are evaluated with a stand-in for
+``LaunchConfiguration``, so what is checked is what the launch file hands to launch_ros.
 What the launch file's helpers decide is tested in test/ros/test_launch_support.py; the
 behaviour under a real ``launch`` by test_depth_launch.py where launch_testing is installed.
 """
@@ -12,11 +15,13 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+import re
 from typing import Any
 
 import pytest
 import yaml
 
+from recon3d_ros.ros import topics
 from recon3d_ros.ros.launch_support import NODE_ARGUMENTS, OVERRIDE_ARGUMENTS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,6 +29,8 @@ LAUNCH_FILE = REPO / "launch" / "depth.launch.py"
 NODE_MODULE = REPO / "recon3d_ros" / "ros" / "node.py"
 PARAMS_MODULE = REPO / "recon3d_ros" / "ros" / "params.py"
 PARAMS_FILE = REPO / "config" / "recon3d.yaml"
+RVIZ_FILE = REPO / "config" / "recon3d.rviz"
+TOPIC_ARGUMENT_NAMES = {argument.name for argument in topics.TOPIC_ARGUMENTS}
 
 REQUIRED_ARGUMENTS = {"namespace", "image_topic", "camera_info_topic", "model", "device",
                       "backend", "params_file", "use_rviz"}
@@ -77,9 +84,18 @@ def launch_configuration_name(node: ast.AST) -> str | None:
     return None
 
 
-def configurations_read_in_loops(tree: ast.AST) -> set[str]:
-    """Names read by ``LaunchConfiguration(name) ... for name in NODE_ARGUMENTS``."""
+def configurations_read_in_loops(tree: ast.Module) -> set[str]:
+    """Names read by ``LaunchConfiguration(name) ... for name in NODE_ARGUMENTS``.
+
+    And by ``remappings(LaunchConfiguration[, NAMES])`` of recon3d_ros.ros.topics: the topic
+    arguments (all, or those of ``NAMES``).
+    """
     names: set[str] = set()
+    constants = module_constants(tree)
+    for call in calls_to(tree, "remappings"):
+        if call.args and getattr(call.args[0], "id", None) == "LaunchConfiguration":
+            names |= set(resolve(call.args[1], constants)) if len(call.args) > 1 \
+                else TOPIC_ARGUMENT_NAMES
     for node in ast.walk(tree):
         if isinstance(node, (ast.DictComp, ast.ListComp, ast.SetComp, ast.GeneratorExp)):
             for generator in node.generators:
@@ -104,11 +120,72 @@ def launch_tree() -> ast.Module:
     return parse(LAUNCH_FILE)
 
 
+def row_field(node: ast.AST | None, row: str) -> str | None:
+    """``'x'`` for ``<row>.x``, else None."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+            and node.value.id == row:
+        return node.attr
+    return None
+
+
+def table_declarations(tree: ast.Module) -> dict[str, ast.Call]:
+    """Arguments declared by a comprehension over the topic table, name -> the one call.
+
+    The call must be ``DeclareLaunchArgument(a.name, default_value=a.topic,
+    description=a.description) for a in TOPIC_ARGUMENTS`` (recon3d_ros.ros.topics).
+    """
+    found: dict[str, ast.Call] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.ListComp, ast.GeneratorExp)) \
+                and isinstance(node.elt, ast.Call) \
+                and getattr(node.elt.func, "id", None) == "DeclareLaunchArgument":
+            (generator,) = node.generators
+            assert getattr(generator.iter, "id", None) == "TOPIC_ARGUMENTS"
+            row, call = generator.target.id, node.elt
+            fields = [row_field(call.args[0], row),
+                      row_field(keyword(call, "default_value"), row),
+                      row_field(keyword(call, "description"), row)]
+            assert fields == ["name", "topic", "description"], ast.unparse(call)
+            found.update(dict.fromkeys(TOPIC_ARGUMENT_NAMES, call))
+    return found
+
+
 @pytest.fixture(scope="module")
 def declared(launch_tree: ast.Module) -> dict[str, ast.Call]:
     constants = module_constants(launch_tree)
-    return {resolve(call.args[0], constants): call
-            for call in calls_to(launch_tree, "DeclareLaunchArgument")}
+    table = table_declarations(launch_tree)
+    literal = {resolve(call.args[0], constants): call
+               for call in calls_to(launch_tree, "DeclareLaunchArgument")
+               if call not in table.values()}
+    assert not set(literal) & set(table), "topic arguments declared twice"
+    return {**literal, **table}
+
+
+def declared_default(name: str, declared: dict[str, ast.Call]) -> str:
+    """Return a launch argument's default value, as launch would substitute it."""
+    if name in TOPIC_ARGUMENT_NAMES:
+        return next(a.topic for a in topics.TOPIC_ARGUMENTS if a.name == name)
+    return ast.literal_eval(keyword(declared[name], "default_value"))
+
+
+def evaluate_remappings(launch_tree: ast.Module, node_call: ast.Call,
+                        configuration: Any) -> list[tuple[str, str]]:
+    """Evaluate a Node's ``remappings=`` with ``LaunchConfiguration(name)`` = ``configuration``.
+
+    The names it uses come from the launch file's own ``recon3d_ros`` imports and module
+    constants. A target given as a list of parts (launch concatenates them) is joined.
+    """
+    namespace: dict[str, Any] = dict(module_constants(launch_tree))
+    for statement in launch_tree.body:
+        if isinstance(statement, ast.ImportFrom) and statement.module.startswith("recon3d_ros"):
+            module = __import__(statement.module, fromlist=["_"])
+            namespace.update({alias.asname or alias.name: getattr(module, alias.name)
+                              for alias in statement.names})
+    namespace["LaunchConfiguration"] = configuration
+    expression = ast.Expression(keyword(node_call, "remappings"))
+    pairs = eval(compile(expression, str(LAUNCH_FILE), "eval"), namespace)  # noqa: S307
+    return [(source, "".join(target) if isinstance(target, list) else target)
+            for source, target in pairs]
 
 
 @pytest.fixture(scope="module")
@@ -128,45 +205,14 @@ def depth_node_call(launch_tree: ast.Module) -> ast.Call:
 CREATE_CALLS = ("create_publisher", "create_subscription")
 
 
-def topic_argument(call: ast.Call, position: int) -> ast.expr | None:
-    return call.args[position] if len(call.args) > position else keyword(call, "topic")
+def topic_argument(call: ast.Call) -> ast.expr | None:
+    """Return the topic of ``create_publisher(type, topic, ...)`` / ``create_subscription``."""
+    return call.args[1] if len(call.args) > 1 else keyword(call, "topic")
 
 
-def topic_forwarders(tree: ast.Module) -> dict[ast.FunctionDef, int]:
-    """Methods that pass their own ``topic`` argument on to create_publisher/subscription.
-
-    Maps each to the index of that argument in a call (``self`` not counted), so that a
-    subscription made through a wrapper (e.g. one adding event callbacks) still counts.
-    """
-    forwarders = {}
-    for function_def in ast.walk(tree):
-        if isinstance(function_def, ast.FunctionDef):
-            arguments = [arg.arg for arg in function_def.args.args if arg.arg != "self"]
-            for call in (c for name in CREATE_CALLS for c in calls_to(function_def, name)):
-                topic = topic_argument(call, 1)
-                if isinstance(topic, ast.Name) and topic.id in arguments:
-                    forwarders[function_def] = arguments.index(topic.id)
-    return forwarders
-
-
-def node_topics() -> set[str]:
-    """Topic names the depth node passes to create_publisher / create_subscription."""
-    tree = parse(NODE_MODULE)
-    constants = module_constants(tree)
-    forwarders = topic_forwarders(tree)
-    inside_forwarders = {id(call) for function_def in forwarders for name in CREATE_CALLS
-                         for call in calls_to(function_def, name)}
-    positions = dict.fromkeys(CREATE_CALLS, 1)
-    positions.update({function_def.name: index for function_def, index in forwarders.items()})
-    topics = set()
-    for name, position in positions.items():
-        for call in calls_to(tree, name):
-            if id(call) in inside_forwarders:
-                continue  # the wrapper's own argument: its callers name the topic
-            topic = topic_argument(call, position)
-            assert topic is not None, f"{name} call without a topic in {NODE_MODULE.name}"
-            topics.add(resolve(topic, constants))
-    return topics
+def topic_constant_names() -> set[str]:
+    """Names of the topic constants of recon3d_ros.ros.topics (IMAGE, POINTS, ...)."""
+    return {name for name in topics.__all__ if isinstance(getattr(topics, name), str)}
 
 
 def node_parameters() -> set[str]:
@@ -214,25 +260,68 @@ def test_node_is_named_and_namespaced(depth_node_call: ast.Call) -> None:
     assert launch_configuration_name(keyword(depth_node_call, "namespace")) == "namespace"
 
 
-def test_remappings_are_the_nodes_relative_topics(depth_node_call: ast.Call) -> None:
-    remappings = keyword(depth_node_call, "remappings")
-    assert isinstance(remappings, ast.List)
-    sources = [ast.literal_eval(pair.elts[0]) for pair in remappings.elts]
-    assert all(not name.startswith(("/", "~")) for name in sources), sources
-    topics = node_topics()
-    unknown = sorted(set(sources) - topics)
-    assert not unknown, f"remapped names the node does not use: {unknown}; node uses {topics}"
-    relative = {topic for topic in topics if not topic.startswith("/")}
-    not_remappable = sorted(relative - set(sources))
-    assert not not_remappable, f"node topics the launch file cannot remap: {not_remappable}"
+def test_node_names_every_topic_through_the_topics_module() -> None:
+    tree = parse(NODE_MODULE)
+    constants = topic_constant_names()
+    used = set()
+    for name in CREATE_CALLS:
+        for call in calls_to(tree, name):
+            topic = topic_argument(call)
+            # A literal, or a variable handed in by a wrapper, would bypass the module.
+            assert isinstance(topic, ast.Attribute) and isinstance(topic.value, ast.Name) \
+                and topic.value.id == "topics" and topic.attr in constants, \
+                f"{NODE_MODULE.name}:{call.lineno}: {name} topic {ast.unparse(topic)} is " \
+                "not a recon3d_ros.ros.topics constant"
+            used.add(getattr(topics, topic.attr))
+    # Every constant is a topic of the node (the table lists no topic the node lacks).
+    assert used == set(topics.INPUTS + topics.OUTPUTS)
+    # Nor is a topic name written out elsewhere in node.py's code: as a string of its own (a
+    # variable) or quoted in log text ("'scale/points'"), where a remapping would make it wrong.
+    names = "|".join(re.escape(getattr(topics, name)) for name in constants)
+    written = re.compile(rf"^({names})$|['`]({names})['`]")
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)}
+    literals = [(node.lineno, node.value) for node in ast.walk(tree)
+                if isinstance(node, ast.Constant) and id(node) not in docstrings
+                and isinstance(node.value, str) and written.search(node.value)]
+    assert not literals, f"topic names written out in {NODE_MODULE.name}: {literals}"
 
 
-def test_image_and_camera_info_remap_to_their_arguments(depth_node_call: ast.Call) -> None:
-    remappings = keyword(depth_node_call, "remappings")
-    targets = {ast.literal_eval(pair.elts[0]): launch_configuration_name(pair.elts[1])
-               for pair in remappings.elts}
-    assert targets["image"] == "image_topic"
-    assert targets["camera_info"] == "camera_info_topic"
+def test_remappings_are_exactly_the_nodes_relative_topics(launch_tree: ast.Module,
+                                                          depth_node_call: ast.Call) -> None:
+    pairs = evaluate_remappings(launch_tree, depth_node_call, lambda name: f"/given/{name}")
+    sources = [source for source, _ in pairs]
+    assert sorted(sources) == sorted(topics.RELATIVE), sources
+    # Each topic follows its own argument (two topics never land on one name) ...
+    targets = dict(pairs)
+    assert len(set(targets.values())) == len(targets), targets
+    assert targets[topics.IMAGE] == "/given/image_topic"
+    assert targets[topics.IMAGE_COMPRESSED] == "/given/image_topic/compressed"
+    assert targets[topics.CAMERA_INFO] == "/given/camera_info_topic"
+    assert targets[topics.DEPTH_IMAGE] == "/given/depth_topic"
+    assert targets[topics.POINTS] == "/given/points_topic"
+
+
+def test_arguments_left_at_their_defaults_rename_nothing(launch_tree: ast.Module,
+                                                         depth_node_call: ast.Call,
+                                                         declared: dict[str, ast.Call]) -> None:
+    pairs = evaluate_remappings(launch_tree, depth_node_call,
+                                lambda name: declared_default(name, declared))
+    assert all(source == target for source, target in pairs), pairs
+
+
+def test_rviz_remaps_every_topic_it_displays(launch_tree: ast.Module) -> None:
+    constants = module_constants(launch_tree)
+    (rviz_call,) = [call for call in calls_to(launch_tree, "Node")
+                    if resolve(keyword(call, "package"), constants) == "rviz2"]
+    pairs = evaluate_remappings(launch_tree, rviz_call, lambda name: f"/given/{name}")
+    displays = yaml.safe_load(RVIZ_FILE.read_text(encoding="utf-8"))[
+        "Visualization Manager"]["Displays"]
+    shown = {display["Topic"]["Value"] for display in displays if "Topic" in display}
+    relative = {topic for topic in shown if not topic.startswith("/")}
+    assert relative and relative <= set(topics.RELATIVE), relative
+    assert relative <= {source for source, _ in pairs}, (relative, pairs)
 
 
 def test_parameters_are_built_from_the_given_arguments(depth_node_call: ast.Call) -> None:
