@@ -276,7 +276,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     from std_msgs.msg import Header
 
     from recon3d_ros.errors import ConfigError
-    from recon3d_ros.ros import conversions
+    from recon3d_ros.ros import conversions, topics
     from recon3d_ros.ros.qos import output_qos
 
     if args.width < 8 or args.height < 8 or args.iterations < 1 or args.warmup < 0:
@@ -297,20 +297,20 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         listener = rclpy.create_node("recon3d_bench_listener")
         qos = output_qos()
         pubs = {
-            "depth": node.create_publisher(Image, "depth/image", qos),
-            "info": node.create_publisher(CameraInfo, "depth/camera_info", qos),
-            "points": node.create_publisher(PointCloud2, "points", qos),
+            "depth": node.create_publisher(Image, topics.DEPTH_IMAGE, qos),
+            "info": node.create_publisher(CameraInfo, topics.DEPTH_CAMERA_INFO, qos),
+            "points": node.create_publisher(PointCloud2, topics.POINTS, qos),
         }
         # A matched reader makes publish() serialise and hand data to the transport, as with rviz.
         subs = [
             listener.create_subscription(
-                Image, "depth/image", lambda _m: None, qos_profile_sensor_data
+                Image, topics.DEPTH_IMAGE, lambda _m: None, qos_profile_sensor_data
             ),
             listener.create_subscription(
-                CameraInfo, "depth/camera_info", lambda _m: None, qos_profile_sensor_data
+                CameraInfo, topics.DEPTH_CAMERA_INFO, lambda _m: None, qos_profile_sensor_data
             ),
             listener.create_subscription(
-                PointCloud2, "points", lambda _m: None, qos_profile_sensor_data
+                PointCloud2, topics.POINTS, lambda _m: None, qos_profile_sensor_data
             ),
         ]
         deadline = time.monotonic() + 5.0

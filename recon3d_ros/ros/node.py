@@ -87,6 +87,7 @@ from recon3d_ros.core.camera import PinholeCamera
 from recon3d_ros.core.encodings import check_pixel_count
 from recon3d_ros.errors import CameraModelError, ConfigError, EncodingError, Recon3dError
 from recon3d_ros.inference.pipeline import FrameResult, ScaleReference
+from recon3d_ros.ros import topics
 from recon3d_ros.ros.conversions import (
     camera_from_info,
     camera_to_info_msg,
@@ -173,10 +174,10 @@ class DepthNode(Node):
         self._ref_depth: npt.NDArray[np.float32] | None = None
 
         out_qos = output_qos(s.output_qos_reliability, s.output_qos_durability, s.output_qos_depth)
-        self._depth_pub = self.create_publisher(Image, "depth/image", out_qos)
-        self._info_pub = self.create_publisher(CameraInfo, "depth/camera_info", out_qos)
-        self._points_pub = self.create_publisher(PointCloud2, "points", out_qos)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._depth_pub = self.create_publisher(Image, topics.DEPTH_IMAGE, out_qos)
+        self._info_pub = self.create_publisher(CameraInfo, topics.DEPTH_CAMERA_INFO, out_qos)
+        self._points_pub = self.create_publisher(PointCloud2, topics.POINTS, out_qos)
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
 
         in_qos = input_qos(s.input_qos_reliability, s.input_qos_depth)
         try:  # count the middleware's lost messages where the rmw reports them
@@ -193,16 +194,16 @@ class DepthNode(Node):
             else in_qos
         )
         self._info_sub = self.create_subscription(
-            CameraInfo, "camera_info", self._on_camera_info, info_qos
+            CameraInfo, topics.CAMERA_INFO, self._on_camera_info, info_qos
         )
         self.image_topic = self._image_sub.topic_name
         self.info_topic = self._info_sub.topic_name
         if s.scale_mode == "sparse":
             self._scale_points_sub = self.create_subscription(
-                PointCloud2, "scale/points", self._on_scale_points, in_qos
+                PointCloud2, topics.SCALE_POINTS, self._on_scale_points, in_qos
             )
             self._scale_depth_sub = self.create_subscription(
-                Image, "scale/depth", self._on_scale_depth, in_qos
+                Image, topics.SCALE_DEPTH, self._on_scale_depth, in_qos
             )
             self.get_logger().info(
                 f"metric scale from '{self._scale_points_sub.topic_name}' and "
@@ -255,10 +256,14 @@ class DepthNode(Node):
     ) -> Any:
         if transport == "compressed":
             return self.create_subscription(
-                CompressedImage, "image/compressed", self._on_image, qos, event_callbacks=events
+                CompressedImage,
+                topics.IMAGE_COMPRESSED,
+                self._on_image,
+                qos,
+                event_callbacks=events,
             )
         return self.create_subscription(
-            Image, "image", self._on_image, qos, event_callbacks=events
+            Image, topics.IMAGE, self._on_image, qos, event_callbacks=events
         )
 
     def _on_message_lost(self, info: Any) -> None:
@@ -470,7 +475,7 @@ class DepthNode(Node):
                 self.info_topic,
                 "camera_info size disagrees with the image",
                 f"CameraInfo (after ROI/binning) is {camera.width}x{camera.height} but the image "
-                f"is {width}x{height}; remap camera_info to this image's camera_info",
+                f"is {width}x{height}; remap {topics.CAMERA_INFO} to this image's CameraInfo",
             )
         if info.header.frame_id != msg.header.frame_id:
             raise FrameRejected(
@@ -543,7 +548,8 @@ class DepthNode(Node):
                 status.message = (
                     f"no metric scale yet (scale_mode {state.mode}): depth is NaN until "
                     + (
-                        "'scale/points' or 'scale/depth' give enough measurements"
+                        f"'{self._scale_points_sub.topic_name}' or "
+                        f"'{self._scale_depth_sub.topic_name}' give enough measurements"
                         if state.mode == "sparse"
                         else "the floor is found"
                     )
