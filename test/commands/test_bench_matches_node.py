@@ -53,7 +53,7 @@ def _bench_args(model: str) -> argparse.Namespace:
 
 
 def _camera_info(camera, stamp) -> CameraInfo:
-    """The CameraInfo a driver would send for bench's camera (P unset: rectify into K)."""
+    """Build the CameraInfo a driver would send for bench's camera (P unset: rectify into K)."""
     msg = CameraInfo()
     msg.header.stamp = stamp
     msg.header.frame_id = FRAME
