@@ -42,6 +42,18 @@ setup: $(STAMP)
 $(STAMP): $(SETUP_INPUTS)
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v < (3, 13) else "recon3d_ros needs Python 3.10-3.12; set PYTHON=python3.x")'
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	@# Open3D (requirements.txt) loads the system library libusb-1.0 when imported.
+	@if ! { ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null; } | grep -q 'libusb-1\.0\.so'; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing libusb-1.0-0 (needed by Open3D)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libusb-1.0-0; \
+		else \
+			echo "Open3D needs the system library libusb-1.0, which is not installed; run:" >&2; \
+			echo "  sudo apt-get install libusb-1.0-0" >&2; \
+			echo "(other systems: install libusb 1.0), then run make setup again" >&2; \
+			exit 1; \
+		fi; \
+	fi
 	$(VPY) -m pip install -r requirements-dev.txt
 	$(VPY) -m pip install --no-deps --no-build-isolation -e .
 	touch $(VENV)/COLCON_IGNORE

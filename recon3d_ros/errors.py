@@ -38,3 +38,7 @@ class InferenceError(Recon3dError, RuntimeError):
 
 class DatasetError(Recon3dError, ValueError):
     """An RGB-D data folder is missing files or has an unreadable layout."""
+
+
+class ReconstructionError(Recon3dError, ValueError):
+    """A map, pose or frame given to 3D reconstruction is invalid, or a saved map is unreadable."""

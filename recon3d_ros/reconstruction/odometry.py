@@ -1,0 +1,226 @@
+"""Camera motion between two RGB-D frames when the robot has no odometry.
+
+Two stages: ORB features matched across the pair, lifted to 3-D with the first frame's depth
+and solved by PnP RANSAC (``cv2.solvePnPRansac``), which finds the motion from far away; then
+Open3D's tensor RGB-D odometry (hybrid photometric + geometric, multi-scale) at 320x240
+refines it. Open3D's own success flag is not trusted (it reports success on frames that do
+not overlap), so a pair is accepted only with enough PnP inliers and a high enough
+:func:`overlap_fitness`: the share of the second frame's pixels that, moved into the first
+frame, land on the same surface (depth within ``max(3 cm, 3 %)``) with the same brightness.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from recon3d_ros.core.camera import PinholeCamera
+from recon3d_ros.errors import ReconstructionError
+from recon3d_ros.reconstruction._open3d import open3d
+from recon3d_ros.reconstruction.tsdf import check_pose
+
+__all__ = ["OdometryOptions", "OdometryResult", "estimate_motion", "overlap_fitness"]
+
+
+@dataclass(frozen=True)
+class OdometryOptions:
+    """Thresholds of :func:`estimate_motion` (defaults suit 640x480 indoor frames)."""
+
+    orb_features: int = 1500
+    min_inliers: int = 8  # PnP RANSAC inliers (low-texture rooms give few; fitness decides)
+    min_fitness: float = 0.3  # overlap_fitness of the refined motion
+    refine_width: int = 320  # Open3D refinement resolution
+    depth_max: float = 5.0
+    depth_tolerance: float = 0.03  # m, and the same fraction of depth
+
+
+@dataclass
+class OdometryResult:
+    """``pose`` is ``T_prev_curr`` (the current camera in the previous camera's frame)."""
+
+    pose: npt.NDArray[np.float64]
+    ok: bool
+    fitness: float
+    inliers: int
+    reason: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _grey(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    import cv2
+
+    return np.asarray(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY))
+
+
+def _pnp(
+    grey0: npt.NDArray[np.uint8],
+    depth0: npt.NDArray[np.float32],
+    grey1: npt.NDArray[np.uint8],
+    camera: PinholeCamera,
+    options: OdometryOptions,
+) -> tuple[npt.NDArray[np.float64] | None, int]:
+    """``(T_prev_curr, inliers)`` from ORB + PnP RANSAC, or ``(None, inliers)``."""
+    import cv2
+
+    orb = cv2.ORB_create(nfeatures=options.orb_features)  # type: ignore[attr-defined]
+    kp0, des0 = orb.detectAndCompute(grey0, None)
+    kp1, des1 = orb.detectAndCompute(grey1, None)
+    if des0 is None or des1 is None or len(kp0) < 6 or len(kp1) < 6:
+        return None, 0
+    matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(des0, des1)
+    if len(matches) < 6:
+        return None, 0
+    uv0 = np.array([kp0[m.queryIdx].pt for m in matches], dtype=np.float64)
+    uv1 = np.array([kp1[m.trainIdx].pt for m in matches], dtype=np.float64)
+    col = np.clip(np.rint(uv0[:, 0]).astype(int), 0, camera.width - 1)
+    row = np.clip(np.rint(uv0[:, 1]).astype(int), 0, camera.height - 1)
+    z = depth0[row, col].astype(np.float64)
+    good = np.isfinite(z) & (z > 0) & (z < options.depth_max)
+    if good.sum() < 6:
+        return None, 0
+    x = (uv0[good, 0] - camera.cx) / camera.fx * z[good]
+    y = (uv0[good, 1] - camera.cy) / camera.fy * z[good]
+    points = np.stack([x, y, z[good]], axis=1)
+    K = np.array([[camera.fx, 0, camera.cx], [0, camera.fy, camera.cy], [0, 0, 1]], np.float64)
+    found, rvec, tvec, inliers = cv2.solvePnPRansac(
+        points, uv1[good], K, None, iterationsCount=200, reprojectionError=3.0,
+        confidence=0.999, flags=cv2.SOLVEPNP_EPNP,
+    )
+    count = 0 if inliers is None else int(len(inliers))
+    if not found or count < 6:
+        return None, count
+    idx = inliers.ravel()
+    rvec, tvec = cv2.solvePnPRefineLM(points[idx], uv1[good][idx], K, None, rvec, tvec)
+    T_curr_prev = np.eye(4)
+    T_curr_prev[:3, :3] = cv2.Rodrigues(rvec)[0]
+    T_curr_prev[:3, 3] = tvec.ravel()
+    return np.asarray(np.linalg.inv(T_curr_prev), dtype=np.float64), count
+
+
+def overlap_fitness(
+    grey0: npt.NDArray[np.uint8],
+    depth0: npt.NDArray[np.floating],
+    grey1: npt.NDArray[np.uint8],
+    depth1: npt.NDArray[np.floating],
+    camera: PinholeCamera,
+    T_prev_curr: npt.NDArray[np.float64],
+    depth_tolerance: float = 0.03,
+    intensity_tolerance: float = 25.0,
+    stride: int = 4,
+) -> float:
+    """Share of frame 1's valid pixels that agree with frame 0 once moved by ``T_prev_curr``."""
+    d1 = np.asarray(depth1, dtype=np.float64)[::stride, ::stride]
+    rows, cols = np.mgrid[0:camera.height:stride, 0:camera.width:stride]
+    valid = np.isfinite(d1) & (d1 > 0)
+    if not valid.any():
+        return 0.0
+    z = d1[valid]
+    p = np.stack(
+        [(cols[valid] - camera.cx) / camera.fx * z, (rows[valid] - camera.cy) / camera.fy * z, z],
+        axis=1,
+    )
+    q = p @ T_prev_curr[:3, :3].T + T_prev_curr[:3, 3]
+    front = q[:, 2] > 1e-6
+    u = np.full(q.shape[0], -1.0)
+    v = np.full(q.shape[0], -1.0)
+    u[front] = camera.fx * q[front, 0] / q[front, 2] + camera.cx
+    v[front] = camera.fy * q[front, 1] / q[front, 2] + camera.cy
+    ui, vi = np.rint(u).astype(int), np.rint(v).astype(int)
+    inside = front & (ui >= 0) & (ui < camera.width) & (vi >= 0) & (vi < camera.height)
+    d0 = np.asarray(depth0, dtype=np.float64)
+    z0 = np.full(q.shape[0], np.nan)
+    z0[inside] = d0[vi[inside], ui[inside]]
+    tol = np.maximum(depth_tolerance, depth_tolerance * q[:, 2])
+    with np.errstate(invalid="ignore"):
+        same_surface = inside & (np.abs(z0 - q[:, 2]) <= tol)
+    g0 = np.zeros(q.shape[0])
+    g0[inside] = grey0[vi[inside], ui[inside]]
+    g1 = np.asarray(grey1, dtype=np.float64)[::stride, ::stride][valid]
+    agree = same_surface & (np.abs(g0 - g1) <= intensity_tolerance)
+    return float(agree.sum() / z.size)
+
+
+def _refine(
+    rgb0: npt.NDArray[np.uint8],
+    depth0: npt.NDArray[np.float32],
+    rgb1: npt.NDArray[np.uint8],
+    depth1: npt.NDArray[np.float32],
+    camera: PinholeCamera,
+    init: npt.NDArray[np.float64],
+    options: OdometryOptions,
+) -> npt.NDArray[np.float64]:
+    import cv2
+
+    o3d = open3d()
+    o3c = o3d.core
+    scale = options.refine_width / camera.width
+    w, h = options.refine_width, max(1, int(round(camera.height * scale)))
+    small = camera.resized(w, h)
+
+    def rgbd(rgb: npt.NDArray[np.uint8], depth: npt.NDArray[np.float32]) -> object:
+        colour = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+        d = cv2.resize(np.nan_to_num(depth, nan=0.0), (w, h), interpolation=cv2.INTER_NEAREST)
+        return o3d.t.geometry.RGBDImage(
+            o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(colour))),
+            o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(d, dtype=np.float32))),
+        )
+
+    K = o3c.Tensor(
+        np.array([[small.fx, 0, small.cx], [0, small.fy, small.cy], [0, 0, 1]]), o3c.float64
+    )
+    criteria = [o3d.t.pipelines.odometry.OdometryConvergenceCriteria(n) for n in (10, 6, 3)]
+    result = o3d.t.pipelines.odometry.rgbd_odometry_multi_scale(
+        rgbd(rgb1, depth1), rgbd(rgb0, depth0), K, o3c.Tensor(init, o3c.float64), 1.0,
+        options.depth_max, criteria, o3d.t.pipelines.odometry.Method.Hybrid,
+    )
+    T = np.asarray(result.transformation.numpy(), dtype=np.float64)
+    return T if np.isfinite(T).all() else init
+
+
+def estimate_motion(
+    rgb0: npt.NDArray[np.uint8],
+    depth0: npt.NDArray[np.floating],
+    rgb1: npt.NDArray[np.uint8],
+    depth1: npt.NDArray[np.floating],
+    camera: PinholeCamera,
+    init: npt.NDArray[np.floating] | None = None,
+    options: OdometryOptions | None = None,
+) -> OdometryResult:
+    """Motion ``T_prev_curr`` of frame 1 relative to frame 0 (see the module docstring).
+
+    ``init`` (a motion guess, e.g. the last one) is used when PnP finds none; the pair is
+    still rejected then unless the refined motion has a high enough fitness and PnP inliers.
+    """
+    opt = options or OdometryOptions()
+    shape = (camera.height, camera.width)
+    for name, d in (("depth0", depth0), ("depth1", depth1)):
+        if np.asarray(d).shape != shape:
+            raise ReconstructionError(f"{name} is {np.asarray(d).shape}, the camera {shape}")
+    for name, c in (("rgb0", rgb0), ("rgb1", rgb1)):
+        if np.asarray(c).shape != shape + (3,):
+            raise ReconstructionError(f"{name} is {np.asarray(c).shape}, expected {shape + (3,)}")
+    d0 = np.asarray(depth0, dtype=np.float32)
+    d1 = np.asarray(depth1, dtype=np.float32)
+    g0, g1 = _grey(rgb0), _grey(rgb1)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    T_pnp, inliers = _pnp(g0, d0, g1, camera, opt)
+    timings["pnp_ms"] = (time.perf_counter() - t) * 1e3
+    start = T_pnp if T_pnp is not None else (np.eye(4) if init is None else check_pose(init))
+    t = time.perf_counter()
+    try:
+        T = _refine(rgb0, d0, rgb1, d1, camera, start, opt)
+    except RuntimeError:  # Open3D gives up on frames with too few valid pixels
+        T = start
+    timings["refine_ms"] = (time.perf_counter() - t) * 1e3
+    fitness = overlap_fitness(g0, d0, g1, d1, camera, T, opt.depth_tolerance)
+    if inliers < opt.min_inliers:
+        reason = f"few feature inliers ({inliers} < {opt.min_inliers})"
+    elif fitness < opt.min_fitness:
+        reason = f"low fitness ({fitness:.2f} < {opt.min_fitness})"
+    else:
+        reason = ""
+    return OdometryResult(T, not reason, fitness, inliers, reason, timings)
