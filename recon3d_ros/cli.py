@@ -39,6 +39,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "recon3d_ros.commands.models",
         "list the model presets and their files; inspect a model file",
     ),
+    "reconstruct": (
+        "recon3d_ros.commands.reconstruct",
+        "fuse a bag, video, image or RGB-D folder into a TSDF map and a mesh",
+    ),
+    "bag": (
+        "recon3d_ros.commands.bag",
+        "run the depth node's pipeline over a rosbag2, adding depth and points",
+    ),
 }
 
 

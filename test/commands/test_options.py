@@ -20,6 +20,8 @@ TAKES = {
     "models": {"--preset", "--backend", "--device", "--image-size"},
     "export": {"model", "--preset", "--precision", "--image-size"},
     "train": {"--device", "--input-size", "--crop"},
+    "reconstruct": {"--model", "--preset", "--backend", "--device", "--precision"},
+    "bag": {"--model", "--preset", "--backend", "--device", "--precision"},
 }
 
 
