@@ -46,7 +46,7 @@ setup(
         ("share/" + PACKAGE_NAME, ["package.xml"]),
         ("share/" + PACKAGE_NAME + "/launch", share_files("launch/*.launch.py")),
         ("share/" + PACKAGE_NAME + "/config", share_files("config/*.yaml")
-         + share_files("config/*.rviz")),
+         + share_files("config/*.rviz") + share_files("config/*.xml")),
     ],
     python_requires=">=3.10",
     # Runtime dependencies are declared in package.xml (rosdep) and requirements.txt (pip).
@@ -65,6 +65,7 @@ setup(
     entry_points={
         "console_scripts": [
             "depth_node = recon3d_ros.depth_node:main",
+            "fusion_node = recon3d_ros.fusion_node:main",
             "recon3d = recon3d_ros.cli:main",
         ],
     },

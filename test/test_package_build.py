@@ -110,7 +110,7 @@ def test_built_as_ament_python_package(installed: ColconInstall) -> None:
     assert marker.is_file()
 
 
-@pytest.mark.parametrize("executable", ["depth_node", "recon3d"])
+@pytest.mark.parametrize("executable", ["depth_node", "fusion_node", "recon3d"])
 def test_executables_installed_where_ros2_run_looks(installed: ColconInstall,
                                                     executable: str) -> None:
     path = installed.lib / executable
@@ -123,6 +123,7 @@ def test_executables_installed_where_ros2_run_looks(installed: ColconInstall,
     "launch/depth.launch.py",
     "config/recon3d.yaml",
     "config/recon3d.rviz",
+    "config/fastdds_large_data.xml",
 ])
 def test_share_files_installed(installed: ColconInstall, relative: str) -> None:
     installed_file = installed.share / relative
@@ -131,7 +132,7 @@ def test_share_files_installed(installed: ColconInstall, relative: str) -> None:
 
 
 def test_every_launch_and_config_file_installed(installed: ColconInstall) -> None:
-    patterns = ["launch/*.launch.py", "config/*.yaml", "config/*.rviz"]
+    patterns = ["launch/*.launch.py", "config/*.yaml", "config/*.rviz", "config/*.xml"]
     missing = [str(path.relative_to(REPO)) for pattern in patterns
                for path in source_files(pattern)
                if not (installed.share / path.relative_to(REPO)).is_file()]
@@ -201,6 +202,20 @@ def test_ament_index_finds_the_share_directory(installed: ColconInstall) -> None
         f'print(get_package_share_directory("{PACKAGE}"))\n')
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()) == installed.share
+
+
+def test_installed_package_finds_its_installed_dds_profile(installed: ColconInstall) -> None:
+    # The harness' default FASTDDS_DEFAULT_PROFILES_FILE: a copied install has no source tree
+    # next to the package, so it is the file under share/, found through the ament index (a
+    # symlink install links both to the source tree's file).
+    result = installed.run_python(
+        "from recon3d_ros.ros.dds_profile import shipped_profile\n"
+        "print(shipped_profile())\n")
+    assert result.returncode == 0, result.stderr
+    found = Path(result.stdout.strip())
+    assert found.resolve() == (installed.share / "config" / "fastdds_large_data.xml").resolve()
+    if not installed.symlink:
+        assert found == installed.share / "config" / "fastdds_large_data.xml"
 
 
 def test_installed_depth_node_starts_and_reports_a_bad_model(installed: ColconInstall) -> None:

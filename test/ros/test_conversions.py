@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import math
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -195,7 +196,33 @@ def test_cloud_message_carries_the_buffer_fields():
     ]
     assert msg.is_dense is False
     assert msg.header.frame_id == "cam"
-    assert isinstance(msg.data, array.array) and bytes(msg.data) == buf.data
+    assert isinstance(msg.data, array.array) and bytes(msg.data) == bytes(buf.data)
+
+
+def test_cloud_message_data_is_the_filled_buffer_not_a_copy():
+    """The 4.9 MB buffer depth_to_cloud filled becomes the message's data as it is.
+
+    tracemalloc counts array.array's and numpy's allocations: wrapping the buffer may allocate
+    the header and PointFields, never another copy of the points (a copy would be >= 100 %).
+    """
+    cam = PinholeCamera.from_fov(640, 480, 70.0)
+    depth = np.random.default_rng(2).uniform(0.5, 5.0, (480, 640)).astype(np.float32)
+    cloud = depth_to_cloud(depth, cam, rgb=np.full((480, 640, 3), 40, np.uint8))
+    cloud_to_msg(cloud, _header("cam"))  # warm-up: first-use imports and type support
+    tracemalloc.start()
+    try:
+        msg = cloud_to_msg(cloud, _header("cam"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert msg.data is cloud.data
+    assert len(msg.data) == 640 * 480 * 16
+    assert peak < 0.01 * len(cloud.data)
+    # The message alone keeps its points: later clouds are built elsewhere.
+    sent = bytes(msg.data)
+    del cloud
+    later = depth_to_cloud(depth * 2, cam, rgb=np.full((480, 640, 3), 90, np.uint8))
+    assert later.data is not msg.data and bytes(msg.data) == sent
 
 
 def test_rectified_camera_comes_from_p_with_roi_and_binning():
@@ -408,3 +435,86 @@ def test_compressed_to_rgb_rejects_a_declared_size_over_the_limit(bad_payloads):
     msg.data = array.array("B", bad_payloads.jpeg_bomb(width=400, height=300))
     with pytest.raises(EncodingError, match=r"400x300 = 120000 pixels.*limit of 100000"):
         compressed_to_rgb(msg, max_pixels=100_000)
+
+
+# ---------------------------------------------------------------------------------- fusion node
+def _tetrahedron() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 2, 0], [0, 0, 3]], np.float32)
+    triangles = np.array([[0, 1, 2], [0, 1, 3], [0, 2, 3], [1, 2, 3]], np.int32)
+    colors = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [51, 102, 204]], np.uint8)
+    return vertices, triangles, colors
+
+
+def test_mesh_marker_bytes_read_back_by_rclpy_as_a_triangle_list():
+    from builtin_interfaces.msg import Time
+    from rclpy.serialization import deserialize_message
+    from visualization_msgs.msg import Marker
+
+    from recon3d_ros.ros.conversions import mesh_to_marker_bytes
+
+    vertices, triangles, colors = _tetrahedron()
+    header = Header(stamp=Time(sec=12, nanosec=345), frame_id="map")
+    marker = deserialize_message(
+        mesh_to_marker_bytes(vertices, triangles, colors, header, namespace="room", marker_id=7),
+        Marker,
+    )
+    assert (marker.header.stamp.sec, marker.header.stamp.nanosec) == (12, 345)
+    assert marker.header.frame_id == "map" and marker.ns == "room" and marker.id == 7
+    assert marker.type == Marker.TRIANGLE_LIST and marker.action == Marker.ADD
+    assert marker.pose.orientation.w == 1.0 and marker.pose.position.x == 0.0
+    assert (marker.scale.x, marker.scale.y, marker.scale.z) == (1.0, 1.0, 1.0)
+    assert marker.lifetime.sec == 0 and not marker.frame_locked
+    # Three points per triangle, in triangle order; corner (1, 2, 3) of the last one.
+    points = [(p.x, p.y, p.z) for p in marker.points]
+    assert len(points) == 12
+    assert points[9:] == [(1.0, 0.0, 0.0), (0.0, 2.0, 0.0), (0.0, 0.0, 3.0)]
+    last = marker.colors[11]  # vertex 3's colour, 51/255 = 0.2 etc.
+    assert (last.r, last.g, last.b, last.a) == pytest.approx((0.2, 0.4, 0.8, 1.0), abs=1e-6)
+    assert marker.text == "" and marker.mesh_resource == "" and not marker.uv_coordinates
+
+
+def test_mesh_marker_bytes_without_colours_or_triangles():
+    from rclpy.serialization import deserialize_message
+    from visualization_msgs.msg import Marker
+
+    from recon3d_ros.ros.conversions import mesh_to_marker_bytes
+
+    vertices, triangles, _ = _tetrahedron()
+    grey = deserialize_message(
+        mesh_to_marker_bytes(vertices, triangles, None, Header(frame_id="odom")), Marker)
+    assert len(grey.points) == 12 and not grey.colors and grey.color.a == 1.0
+    empty = deserialize_message(
+        mesh_to_marker_bytes(vertices[:0], triangles[:0], None, Header(frame_id="odom")), Marker)
+    assert not empty.points and empty.header.frame_id == "odom"
+    with pytest.raises(EncodingError, match="triangle indices"):
+        mesh_to_marker_bytes(vertices[:3], triangles, None, Header())
+
+
+def test_points_to_cloud_msg_packs_xyz_and_rgb_like_the_depth_node():
+    from recon3d_ros.ros.conversions import points_to_cloud_msg
+
+    vertices, _, colors = _tetrahedron()
+    msg = points_to_cloud_msg(vertices, colors, Header(frame_id="map"))
+    assert (msg.height, msg.width, msg.point_step) == (1, 4, 16)
+    assert [f.name for f in msg.fields] == ["x", "y", "z", "rgb"]
+    raw = np.frombuffer(bytes(msg.data), dtype="<u4").reshape(4, 4)
+    assert raw[3, 3] == (51 << 16) | (102 << 8) | 204  # PCL's packed 0x00RRGGBB
+    xyz, rgb = cloud_msg_to_xyzrgb(msg)
+    np.testing.assert_array_equal(xyz, vertices)
+    np.testing.assert_array_equal(rgb, colors)
+    plain = points_to_cloud_msg(vertices, None, Header(frame_id="map"))
+    assert plain.point_step == 12 and len(plain.data) == 48
+
+
+def test_pose_to_matrix_matches_a_hand_computed_rotation():
+    from geometry_msgs.msg import Point, Quaternion
+
+    from recon3d_ros.ros.conversions import pose_to_matrix
+
+    # 90 degrees about z, quaternion (0, 0, sin 45, cos 45), scaled by 2: normalised first.
+    s = math.sqrt(0.5) * 2
+    T = pose_to_matrix(Point(x=1.0, y=2.0, z=3.0), Quaternion(x=0.0, y=0.0, z=s, w=s))
+    expected = np.array([[0, -1, 0, 1], [1, 0, 0, 2], [0, 0, 1, 3], [0, 0, 0, 1]], float)
+    np.testing.assert_allclose(T, expected, atol=1e-12)
+    with pytest.raises(EncodingError, match="orientation"):
+        pose_to_matrix(Point(), Quaternion(x=0.0, y=0.0, z=0.0, w=0.0))
