@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -40,6 +40,9 @@ SCALE_MODES = ("none", "map")
 SCALE_RENDER_DIVISOR = 4
 #: A pixel count for consistent_scale at that resolution (of 160x120 = 19200).
 SCALE_MIN_PIXELS = 500
+
+#: How many recent frames the timing and scale figures of :meth:`Reconstructor.summary` cover.
+_HISTORY = 1000
 
 
 @dataclass
@@ -89,8 +92,9 @@ class Reconstructor:
         self._frames = 0
         self._fused = 0
         self._rejected: Counter[str] = Counter()
-        self._ms: dict[str, list[float]] = {}
-        self._scales: list[float] = []
+        # Bounded: a fusion node runs for days, so per-frame figures keep a recent window only.
+        self._ms: dict[str, deque[float]] = {}
+        self._scales: deque[float] = deque(maxlen=_HISTORY)
 
     def reset(self) -> None:
         """Empty the map and forget the previous frame (counters are kept)."""
@@ -108,7 +112,7 @@ class Reconstructor:
 
     def _record(self, timings: dict[str, float]) -> None:
         for name, ms in timings.items():
-            self._ms.setdefault(name, []).append(ms)
+            self._ms.setdefault(name, deque(maxlen=_HISTORY)).append(ms)
 
     def add_frame(
         self,
@@ -258,7 +262,7 @@ class Reconstructor:
             "fused": self._fused,
             "rejected": int(sum(self._rejected.values())),
             "rejected_by_reason": dict(self._rejected),
-            "ms_mean": {k: float(np.mean(v)) for k, v in self._ms.items() if v},
+            "ms_mean": {k: float(np.mean(v)) for k, v in self._ms.items() if v},  # last frames
             "map": {
                 "blocks": m.block_count,
                 "memory_mb": m.memory_bytes / 2**20,
