@@ -11,7 +11,9 @@ and ``points`` unless remapped with ``depth_topic``, ``depth_camera_info_topic``
 
 The params file (``params_file``, default the installed ``config/recon3d.yaml``) applies first;
 ``model``, ``device`` and ``backend`` override it only when given. With ``use_rviz:=true`` the
-launch fails before it starts any process if rviz2 is not installed.
+launch fails before it starts any process if rviz2 is not installed. ``dds_profile`` (default
+the installed ``config/fastdds_large_data.xml``, ``none`` for none) becomes the node's and
+rviz2's ``FASTDDS_DEFAULT_PROFILES_FILE`` unless the environment already sets one.
 """
 
 from __future__ import annotations
@@ -20,23 +22,28 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchContext, LaunchDescription, LaunchDescriptionEntity
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from recon3d_ros.ros.dds_profile import PROFILE_ENV, PROFILE_FILE_NAME, profile_for
 from recon3d_ros.ros.launch_support import (
     find_package_executable, NODE_ARGUMENTS, node_parameters)
+from recon3d_ros.ros.topics import remappings, TOPIC_ARGUMENTS
 
 PACKAGE = "recon3d_ros"
 RVIZ_PACKAGE = "rviz2"
 RVIZ_EXECUTABLE = "rviz2"
+# The topic arguments whose topics config/recon3d.rviz displays.
+RVIZ_TOPIC_ARGUMENTS = ("image_topic", "depth_topic", "points_topic")
 
 
 def generate_launch_description() -> LaunchDescription:
     share = get_package_share_directory(PACKAGE)
     default_params = os.path.join(share, "config", "recon3d.yaml")
     default_rviz = os.path.join(share, "config", "recon3d.rviz")
+    default_dds_profile = os.path.join(share, "config", PROFILE_FILE_NAME)
 
     arguments = [
         DeclareLaunchArgument("namespace", default_value="",
@@ -54,23 +61,11 @@ def generate_launch_description() -> LaunchDescription:
                               description="auto, torch, onnxruntime or tensorrt "
                                           "(default: the params file's)"),
         # The node's topic names are relative, so `namespace` moves all of them; these
-        # arguments remap them, e.g. to a camera driver's absolute topics.
-        DeclareLaunchArgument("image_topic", default_value="image",
-                              description="RGB image input (the node's `image`)"),
-        DeclareLaunchArgument("camera_info_topic", default_value="camera_info",
-                              description="CameraInfo of the image (`camera_info`)"),
-        DeclareLaunchArgument("depth_topic", default_value="depth/image",
-                              description="metric depth output, 32FC1 metres (`depth/image`)"),
-        DeclareLaunchArgument("depth_camera_info_topic", default_value="depth/camera_info",
-                              description="CameraInfo of the depth image (`depth/camera_info`)"),
-        DeclareLaunchArgument("points_topic", default_value="points",
-                              description="PointCloud2 output (`points`)"),
-        DeclareLaunchArgument("scale_points_topic", default_value="scale/points",
-                              description="metric reference points, scale_mode sparse "
-                                          "(`scale/points`)"),
-        DeclareLaunchArgument("scale_depth_topic", default_value="scale/depth",
-                              description="metric reference depth image, scale_mode sparse "
-                                          "(`scale/depth`)"),
+        # arguments (recon3d_ros/ros/topics.py) remap them, e.g. to a camera driver's absolute
+        # topics. Each defaults to the node's own name.
+        *(DeclareLaunchArgument(argument.name, default_value=argument.topic,
+                                description=argument.description)
+          for argument in TOPIC_ARGUMENTS),
         DeclareLaunchArgument("log_level", default_value="info",
                               description="debug, info, warn, error or fatal"),
         DeclareLaunchArgument("use_rviz", default_value="false",
@@ -79,6 +74,10 @@ def generate_launch_description() -> LaunchDescription:
                               description="rviz2 config file"),
         DeclareLaunchArgument("rviz_fixed_frame", default_value="camera_optical_frame",
                               description="rviz2 fixed frame: the frame_id of your images"),
+        DeclareLaunchArgument("dds_profile", default_value=default_dds_profile,
+                              description="Fast DDS XML profile for the node and rviz2 "
+                                          "(FASTDDS_DEFAULT_PROFILES_FILE; 'none': none); "
+                                          "one already in the environment wins"),
     ]
 
     # One OpaqueFunction creates every process, after checking what they need: a failed check
@@ -93,6 +92,11 @@ def start_nodes(context: LaunchContext) -> list[LaunchDescriptionEntity]:
         # Raises (and launch stops with its message) before the depth node is started.
         find_package_executable(RVIZ_PACKAGE, RVIZ_EXECUTABLE, reason="use_rviz:=true")
     given = {name: LaunchConfiguration(name).perform(context) for name in NODE_ARGUMENTS}
+    # The large-message Fast DDS profile for the processes started here, unless the user's
+    # environment chooses a profile (or another middleware): recon3d_ros/ros/dds_profile.py.
+    profile = profile_for(os.environ, LaunchConfiguration("dds_profile").perform(context))
+    environment: list[LaunchDescriptionEntity] = (
+        [SetEnvironmentVariable(PROFILE_ENV, profile)] if profile else [])
 
     depth_node = Node(
         package=PACKAGE,
@@ -101,25 +105,17 @@ def start_nodes(context: LaunchContext) -> list[LaunchDescriptionEntity]:
         namespace=LaunchConfiguration("namespace"),
         # The params file, then only the model/device/backend arguments the user gave.
         parameters=node_parameters(given),
-        remappings=[
-            ("image", LaunchConfiguration("image_topic")),
-            # With `transport: compressed` the node subscribes to `image/compressed`, which
-            # image_transport publishes next to the raw topic.
-            ("image/compressed", [LaunchConfiguration("image_topic"), "/compressed"]),
-            ("camera_info", LaunchConfiguration("camera_info_topic")),
-            ("depth/image", LaunchConfiguration("depth_topic")),
-            ("depth/camera_info", LaunchConfiguration("depth_camera_info_topic")),
-            ("points", LaunchConfiguration("points_topic")),
-            ("scale/points", LaunchConfiguration("scale_points_topic")),
-            ("scale/depth", LaunchConfiguration("scale_depth_topic")),
-        ],
+        # Every topic of the node, each to its argument's value (`image/compressed`, used with
+        # `transport: compressed`, to `<image_topic>/compressed`, where image_transport
+        # publishes it).
+        remappings=remappings(LaunchConfiguration),
         ros_arguments=["--log-level", LaunchConfiguration("log_level")],
         output="screen",
         emulate_tty=True,
     )
 
     if not use_rviz:
-        return [depth_node]
+        return environment + [depth_node]
     rviz = Node(
         package=RVIZ_PACKAGE,
         executable=RVIZ_EXECUTABLE,
@@ -128,12 +124,8 @@ def start_nodes(context: LaunchContext) -> list[LaunchDescriptionEntity]:
         arguments=["-d", LaunchConfiguration("rviz_config"),
                    "-f", LaunchConfiguration("rviz_fixed_frame")],
         # The rviz config uses the node's relative topic names, so remap them the same way.
-        remappings=[
-            ("image", LaunchConfiguration("image_topic")),
-            ("depth/image", LaunchConfiguration("depth_topic")),
-            ("points", LaunchConfiguration("points_topic")),
-        ],
+        remappings=remappings(LaunchConfiguration, RVIZ_TOPIC_ARGUMENTS),
         output="screen",
     )
 
-    return [depth_node, rviz]
+    return environment + [depth_node, rviz]

@@ -1,8 +1,9 @@
 """Shared test fixtures: DDS kept on this machine, node subprocesses, tiny depth models.
 
 DDS isolation must be in place before anything imports rclpy, so this module sets
-``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``, ``RMW_IMPLEMENTATION`` and a per-run
-``ROS_DOMAIN_ID`` at import time (pytest imports the root conftest before any test module).
+``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``, ``RMW_IMPLEMENTATION``, a per-run
+``ROS_DOMAIN_ID`` and the shipped Fast DDS profile (``FASTDDS_DEFAULT_PROFILES_FILE``) at
+import time (pytest imports the root conftest before any test module).
 Each ROS test additionally gets its own domain id (:func:`ros_domain`), used both for the node
 subprocess and for the test's own rclpy context, so a node left over from another test (or
 another run on the same machine) cannot cross-talk.
@@ -30,8 +31,16 @@ from typing import Any, Callable, Iterator  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from recon3d_ros.ros.dds_profile import apply_profile  # noqa: E402
+
+# The shipped large-data Fast DDS profile, as the launch file and the demo apply it (unless
+# the caller has a profile of their own); each process reads it at its rclpy.init, and no
+# import above brings rclpy in.
+apply_profile(os.environ)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_YAML = REPO_ROOT / "config" / "recon3d.yaml"
+FUSION_YAML = REPO_ROOT / "config" / "fusion.yaml"
 
 
 # ---------------------------------------------------------------------------------- domains
@@ -158,7 +167,7 @@ def depth_models(tmp_path: Path) -> DepthModels:
 
 # ---------------------------------------------------------------------------------- node process
 class NodeProcess:
-    """``python -m recon3d_ros.depth_node`` in its own process and DDS domain."""
+    """``python -m <module>`` (default the depth node) in its own process and DDS domain."""
 
     def __init__(
         self,
@@ -167,8 +176,9 @@ class NodeProcess:
         params: dict[str, Any],
         params_file: Path | None = CONFIG_YAML,
         remaps: dict[str, str] | None = None,
+        module: str = "recon3d_ros.depth_node",
     ) -> None:
-        cmd = [sys.executable, "-m", "recon3d_ros.depth_node", "--ros-args"]
+        cmd = [sys.executable, "-m", module, "--ros-args"]
         if params_file is not None:
             cmd += ["--params-file", str(params_file)]
         for name, value in params.items():
@@ -237,6 +247,28 @@ def start_node(tmp_path: Path, ros_domain: int) -> Iterator[Callable[..., NodePr
     ) -> NodeProcess:
         node = NodeProcess(
             ros_domain, tmp_path / f"node{len(started)}.log", params, params_file, remaps
+        )
+        started.append(node)
+        return node
+
+    yield _start
+    for node in started:
+        node.stop()
+
+
+@pytest.fixture
+def start_fusion_node(
+    tmp_path: Path, ros_domain: int
+) -> Iterator[Callable[..., NodeProcess]]:
+    """Start fusion_node processes (config/fusion.yaml, then keyword parameters)."""
+    started: list[NodeProcess] = []
+
+    def _start(
+        params_file: Path | None = FUSION_YAML, remaps: dict[str, str] | None = None, **params: Any
+    ) -> NodeProcess:
+        node = NodeProcess(
+            ros_domain, tmp_path / f"fusion{len(started)}.log", params, params_file, remaps,
+            module="recon3d_ros.fusion_node",
         )
         started.append(node)
         return node

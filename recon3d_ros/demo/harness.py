@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from recon3d_ros.core.camera import PinholeCamera
 from recon3d_ros.errors import Recon3dError
+from recon3d_ros.ros import dds_profile, topics  # no rclpy: safe before configure_ros_environment
 
 __all__ = [
     "PACKAGE_ROOT",
@@ -45,7 +46,12 @@ DEFAULT_PARAMS_FILE = PACKAGE_ROOT / "config" / "recon3d.yaml"
 def ros_environment(
     domain_id: int | None = None, base: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """Copy ``base`` (default: this process's environment), confined to this machine."""
+    """Copy ``base`` (default: this process's environment), confined to this machine.
+
+    Also names the shipped large-data Fast DDS profile in ``FASTDDS_DEFAULT_PROFILES_FILE``
+    unless ``base`` has a profile (or another middleware) of its own
+    (:func:`recon3d_ros.ros.dds_profile.profile_for`).
+    """
     env = dict(os.environ if base is None else base)
     if domain_id is None:
         domain_id = random.randint(1, 200)
@@ -53,13 +59,15 @@ def ros_environment(
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     env.pop("ROS_STATIC_PEERS", None)
     env.pop("ROS_LOCALHOST_ONLY", None)  # deprecated; conflicts with the discovery range
+    dds_profile.apply_profile(env)
     return env
 
 
 def configure_ros_environment(domain_id: int | None = None) -> int:
     """Confine this process's DDS traffic to this machine; returns the domain id used.
 
-    Must be called before ``rclpy.init``: the domain and discovery range are read then.
+    Must be called before ``rclpy.init``: the domain, the discovery range and the Fast DDS
+    profile (see :func:`ros_environment`) are read then.
     """
     if "rclpy" in sys.modules:
         import rclpy
@@ -70,8 +78,9 @@ def configure_ros_environment(domain_id: int | None = None) -> int:
                 "domain id and LOCALHOST discovery take effect"
             )
     env = ros_environment(domain_id)
-    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE"):
-        os.environ[key] = env[key]
+    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", dds_profile.PROFILE_ENV):
+        if key in env:
+            os.environ[key] = env[key]
     for key in ("ROS_STATIC_PEERS", "ROS_LOCALHOST_ONLY"):
         os.environ.pop(key, None)
     return int(env["ROS_DOMAIN_ID"])
@@ -255,8 +264,8 @@ class CameraLink:
             in_qos = QoSProfile(
                 history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE
             )
-        self.image_pub = self.node.create_publisher(Image, "image", in_qos)
-        self.info_pub = self.node.create_publisher(CameraInfo, "camera_info", in_qos)
+        self.image_pub = self.node.create_publisher(Image, topics.IMAGE, in_qos)
+        self.info_pub = self.node.create_publisher(CameraInfo, topics.CAMERA_INFO, in_qos)
         # Deep reliable queues: the collector must not be the one dropping frames.
         out_qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE
@@ -271,15 +280,17 @@ class CameraLink:
         self.sent: dict[int, int] = {}  # stamp ns -> frame index
         self.published = 0
         self._subs = [
-            self.node.create_subscription(Image, "depth/image", self._collector("depth"), out_qos),
             self.node.create_subscription(
-                CameraInfo, "depth/camera_info", self._collector("depth_info"), out_qos
+                Image, topics.DEPTH_IMAGE, self._collector("depth"), out_qos
             ),
             self.node.create_subscription(
-                PointCloud2, "points", self._collector("points"), out_qos
+                CameraInfo, topics.DEPTH_CAMERA_INFO, self._collector("depth_info"), out_qos
             ),
             self.node.create_subscription(
-                DiagnosticArray, "/diagnostics", self._on_diagnostics, 10
+                PointCloud2, topics.POINTS, self._collector("points"), out_qos
+            ),
+            self.node.create_subscription(
+                DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, 10
             ),
         ]
         self.executor = SingleThreadedExecutor()
@@ -342,14 +353,14 @@ class CameraLink:
 
     # ------------------------------------------------------------------ publishing
     def wait_for_node(self, timeout: float, alive: Callable[[], bool] | None = None) -> bool:
-        """Until the node subscribes to ``image`` and publishes ``points`` (True), or timeout."""
+        """Until the node subscribes to the image and publishes the cloud (True), or timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if alive is not None and not alive():
                 return False
             if (
                 self.image_pub.get_subscription_count() > 0
-                and self.node.count_publishers(self._resolved("points")) > 0
+                and self.node.count_publishers(self._resolved(topics.POINTS)) > 0
             ):
                 return True
             time.sleep(0.05)

@@ -15,16 +15,31 @@ from ament_index_python.packages import get_package_prefix, PackageNotFoundError
 
 from recon3d_ros.errors import ConfigError
 
-__all__ = ["NODE_ARGUMENTS", "OVERRIDE_ARGUMENTS", "find_package_executable", "node_parameters"]
+__all__ = [
+    "NODE_ARGUMENTS",
+    "OVERRIDE_ARGUMENTS",
+    "FUSION_NODE_ARGUMENTS",
+    "FUSION_OVERRIDE_ARGUMENTS",
+    "find_package_executable",
+    "node_parameters",
+    "fusion_node_parameters",
+]
 
 # Launch arguments that become node parameters when the user gives them (non-empty). Their
 # launch default is empty, so by default the params file (or the node's own default) decides.
 OVERRIDE_ARGUMENTS: tuple[str, ...] = ("model", "device", "backend")
 # Every launch argument node_parameters() reads.
 NODE_ARGUMENTS: tuple[str, ...] = ("params_file",) + OVERRIDE_ARGUMENTS
+# The same for the fusion node of launch/reconstruction.launch.py (its own params file).
+FUSION_OVERRIDE_ARGUMENTS: tuple[str, ...] = ("pose_source", "map_frame")
+FUSION_NODE_ARGUMENTS: tuple[str, ...] = ("fusion_params_file",) + FUSION_OVERRIDE_ARGUMENTS
 
 
-def node_parameters(arguments: Mapping[str, str]) -> list[str | dict[str, str]]:
+def node_parameters(
+    arguments: Mapping[str, str],
+    file_argument: str = "params_file",
+    override_arguments: tuple[str, ...] = OVERRIDE_ARGUMENTS,
+) -> list[str | dict[str, str]]:
     """Return the depth node's launch_ros ``parameters``: the params file, then what was given.
 
     ``arguments`` maps the names in :data:`NODE_ARGUMENTS` to the launch arguments' values; an
@@ -38,18 +53,27 @@ def node_parameters(arguments: Mapping[str, str]) -> list[str | dict[str, str]]:
     start the node without it.
     """
     parameters: list[str | dict[str, str]] = []
-    params_file = arguments.get("params_file", "").strip()
+    params_file = arguments.get(file_argument, "").strip()
     if params_file:
         if not os.path.isfile(params_file):
             raise ConfigError(
-                f"params_file:={params_file} is not a file; pass an existing YAML parameters "
-                "file, or params_file:='' for the node's defaults")
+                f"{file_argument}:={params_file} is not a file; pass an existing YAML "
+                f"parameters file, or {file_argument}:='' for the node's defaults")
         parameters.append(params_file)
-    overrides = {name: arguments[name].strip() for name in OVERRIDE_ARGUMENTS
+    overrides = {name: arguments[name].strip() for name in override_arguments
                  if arguments.get(name, "").strip()}
     if overrides:
         parameters.append(overrides)
     return parameters
+
+
+def fusion_node_parameters(arguments: Mapping[str, str]) -> list[str | dict[str, str]]:
+    """Return the fusion node's ``parameters``, as :func:`node_parameters` does the depth node's.
+
+    Its file argument is ``fusion_params_file`` and the given overrides are ``pose_source`` and
+    ``map_frame`` (:data:`FUSION_NODE_ARGUMENTS`).
+    """
+    return node_parameters(arguments, "fusion_params_file", FUSION_OVERRIDE_ARGUMENTS)
 
 
 def find_package_executable(package: str, executable: str, reason: str) -> str:

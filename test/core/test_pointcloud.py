@@ -6,7 +6,10 @@ import array
 import json
 import math
 import struct
+import tracemalloc
+import weakref
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -99,7 +102,8 @@ def test_layout_xyz_and_pcl_style_reader_agree() -> None:
     ]
     assert cloud.row_step == cloud.point_step * cloud.width
     assert len(cloud.data) == cloud.row_step * cloud.height
-    assert isinstance(cloud.data, bytes)
+    # The type PointCloud2.data stores as is (ros.conversions.cloud_to_msg relies on it).
+    assert isinstance(cloud.data, array.array) and cloud.data.typecode == "B"
     ours = cloud_to_points(cloud.data, cloud.fields, cloud.point_step, cloud.width, cloud.height)
     pcl = _pcl_like_read(cloud, ["x", "y", "z"])
     for r in range(3):
@@ -176,6 +180,18 @@ def test_min_max_bounds_are_inclusive() -> None:
     z = depth_to_points(depth, CAM, min_depth=1.0, max_depth=2.0)[..., 2]
     assert np.isnan(z[:, 0]).all() and np.isnan(z[:, 3]).all()
     np.testing.assert_array_equal(z[:, 1:3], depth[:, 1:3])
+    # Depth exactly at both bounds is all valid: a dense cloud of those very values.
+    at_bounds = np.array([[1.0, 2.0, 1.0, 2.0]] * 3, np.float32)
+    cloud = depth_to_cloud(at_bounds, CAM, min_depth=1.0, max_depth=2.0)
+    pts = cloud_to_points(cloud.data, cloud.fields, cloud.point_step, cloud.width, cloud.height)
+    assert cloud.is_dense
+    np.testing.assert_array_equal(pts["z"], at_bounds)
+    # NaN next to depth at the bounds: only the NaN pixel is invalid.
+    at_bounds[1, 1] = np.nan
+    cloud = depth_to_cloud(at_bounds, CAM, min_depth=1.0, max_depth=2.0)
+    pts = cloud_to_points(cloud.data, cloud.fields, cloud.point_step, cloud.width, cloud.height)
+    assert not cloud.is_dense
+    assert np.isnan(pts[1, 1]["x"]) and np.isnan(pts["z"]).sum() == 1
 
 
 def test_float64_depth_is_accepted() -> None:
@@ -247,6 +263,102 @@ def test_large_frame_layout_spot_check() -> None:
     assert float(pts[v // 2, u // 2]["x"]) == pytest.approx((u - cam.cx) * z / cam.fx, rel=1e-5)
     assert float(pts[v // 2, u // 2]["y"]) == pytest.approx((v - cam.cy) * z / cam.fy, rel=1e-5)
     assert math.isfinite(float(pts["x"].sum()))
+
+
+@pytest.mark.parametrize("stride", [1, 3])
+def test_large_xyzrgb_cloud_matches_per_pixel_formulas(stride: int) -> None:
+    """640x480 spans several fill blocks (and a partial last one): every point is checked.
+
+    Expected values: x = (u - cx) z / fx, y = (v - cy) z / fy in float64 and the colour word
+    (r << 16) | (g << 8) | b in integers, pixel by pixel, with 5 % invalid depth.
+    """
+    cam = PinholeCamera(640, 480, 525.0, 520.0, 319.5, 239.5)
+    rng = np.random.default_rng(7)
+    depth = rng.uniform(0.3, 9.0, (480, 640)).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.05] = np.nan
+    rgb = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    cloud = depth_to_cloud(depth, cam, rgb, stride=stride)
+    rows, cols = len(range(0, 480, stride)), len(range(0, 640, stride))
+    assert (cloud.height, cloud.width) == (rows, cols)
+    assert len(cloud.data) == rows * cols * 16 and not cloud.is_dense
+    pts = cloud_to_points(cloud.data, cloud.fields, cloud.point_step, cloud.width, cloud.height)
+    v, u = np.mgrid[0:480:stride, 0:640:stride].astype(np.float64)
+    z = depth[::stride, ::stride].astype(np.float64)
+    np.testing.assert_allclose(pts["x"], (u - 319.5) * z / 525.0, rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(pts["y"], (v - 239.5) * z / 520.0, rtol=2e-6, atol=1e-7)
+    np.testing.assert_array_equal(pts["z"], depth[::stride, ::stride])
+    c = rgb[::stride, ::stride].astype(np.uint32)
+    words = np.ascontiguousarray(pts["rgb"]).view(np.uint32)
+    np.testing.assert_array_equal(words, (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2])
+
+
+def _traced_peak(fn: Any) -> tuple[Any, int]:
+    tracemalloc.start()
+    try:
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_cloud_buffer_is_the_only_frame_sized_allocation(colour: bool) -> None:
+    """The points are built in the returned buffer: no full-size copy (``tobytes``) after it.
+
+    tracemalloc sees numpy's and array.array's allocations. After a warm-up (the ray grid and
+    the per-thread block planes exist) and with the previous cloud still held (so its buffer
+    cannot be reused), one call may allocate the returned buffer and small temporaries (the
+    validity mask is 1/12 or 1/16 of it); a copy of the points would double the peak.
+    """
+    cam = PinholeCamera.from_fov(640, 480, 70.0)
+    depth = np.random.default_rng(1).uniform(0.5, 5.0, (480, 640)).astype(np.float32)
+    rgb = np.full((480, 640, 3), 77, np.uint8) if colour else None
+    held = depth_to_cloud(depth, cam, rgb)
+    cloud, peak = _traced_peak(lambda: depth_to_cloud(depth, cam, rgb))
+    nbytes = len(cloud.data)
+    assert nbytes == 640 * 480 * (16 if colour else 12) and cloud.data is not held.data
+    assert nbytes <= peak < 1.15 * nbytes
+    # Once nobody holds a cloud, its buffer is filled again: no frame-sized allocation at all
+    # (what remains is the validity mask and its temporary, 2 x 1/12 of an xyz cloud).
+    del held, cloud
+    depth_to_cloud(depth, cam, rgb)
+    _, peak = _traced_peak(lambda: depth_to_cloud(depth, cam, rgb))
+    assert peak < 0.25 * nbytes
+
+
+def test_a_buffer_still_referenced_is_never_overwritten() -> None:
+    """A held cloud, a memoryview or a numpy view of one keeps its bytes as clouds go by."""
+    cam = PinholeCamera.from_fov(64, 48, 70.0)
+
+    def cloud(z: float) -> Any:
+        return depth_to_cloud(np.full((48, 64), z, np.float32), cam)
+
+    kept = cloud(1.0)
+    view = memoryview(cloud(1.5).data)
+    second = cloud(1.75)
+    points = cloud_to_points(second.data, second.fields, second.point_step, second.width,
+                             second.height)
+    del second
+    expected = (bytes(kept.data), bytes(view))
+    for value in (2.0, 3.0, 4.0, 5.0, 6.0):
+        later = cloud(value)
+        np.testing.assert_array_equal(np.frombuffer(later.data, np.float32)[2::3], value)
+        del later
+    assert (bytes(kept.data), bytes(view)) == expected
+    np.testing.assert_array_equal(np.frombuffer(kept.data, np.float32)[2::3], 1.0)
+    np.testing.assert_array_equal(np.frombuffer(view, np.float32)[2::3], 1.5)
+    np.testing.assert_array_equal(points["z"], 1.75)
+
+
+def test_a_released_buffer_is_reused() -> None:
+    cam = PinholeCamera.from_fov(64, 48, 70.0)
+    depth = np.full((48, 64), 2.0, np.float32)
+    cloud = depth_to_cloud(depth, cam)
+    released = weakref.ref(cloud.data)
+    del cloud
+    again = depth_to_cloud(depth * 2, cam)
+    assert again.data is released()  # the same object, not a new one at the same address
+    assert np.all(np.frombuffer(again.data, np.float32)[2::3] == 4.0)
 
 
 def test_reader_accepts_array_array_and_int_sequences() -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from recon3d_ros.demo.harness import DEFAULT_PARAMS_FILE, NodeProcess, percentiles, ros_environment
+from recon3d_ros.demo.harness import (
+    DEFAULT_PARAMS_FILE, NodeProcess, PACKAGE_ROOT, percentiles, ros_environment)
 
 
 def test_ros_environment_confines_dds_to_this_machine() -> None:
@@ -14,6 +15,15 @@ def test_ros_environment_confines_dds_to_this_machine() -> None:
     assert "ROS_STATIC_PEERS" not in env and "ROS_LOCALHOST_ONLY" not in env
     assert env["PATH"] == "/bin"
     assert 1 <= int(ros_environment(None, base={})["ROS_DOMAIN_ID"]) <= 200
+
+
+def test_ros_environment_names_the_shipped_dds_profile_unless_one_is_chosen() -> None:
+    shipped = str(PACKAGE_ROOT / "config" / "fastdds_large_data.xml")
+    assert ros_environment(3, base={})["FASTDDS_DEFAULT_PROFILES_FILE"] == shipped
+    own = {"FASTDDS_DEFAULT_PROFILES_FILE": "/home/me/dds.xml"}
+    assert ros_environment(3, base=own)["FASTDDS_DEFAULT_PROFILES_FILE"] == "/home/me/dds.xml"
+    cyclone = ros_environment(3, base={"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"})
+    assert "FASTDDS_DEFAULT_PROFILES_FILE" not in cyclone
 
 
 def test_node_command_line() -> None:
