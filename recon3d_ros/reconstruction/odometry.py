@@ -2,9 +2,9 @@
 
 Two stages: ORB features matched across the pair, lifted to 3-D with the first frame's depth
 and solved by PnP RANSAC (``cv2.solvePnPRansac``), which finds the motion from far away; then
-Open3D's tensor RGB-D odometry (hybrid photometric + geometric, multi-scale) at 320x240
-refines it. Open3D's own success flag is not trusted (it reports success on frames that do
-not overlap), so a pair is accepted only with enough PnP inliers and a high enough
+Open3D's tensor RGB-D odometry (hybrid photometric + geometric, multi-scale) at 160x120
+(``refine_width``) refines it. Open3D's own success flag is not trusted (it reports success on
+frames that do not overlap), so a pair is accepted only with enough PnP inliers and a high enough
 :func:`overlap_fitness`: the share of the second frame's pixels that, moved into the first
 frame, land on the same surface (depth within ``max(3 cm, 3 %)``) with the same brightness.
 """
@@ -29,10 +29,20 @@ __all__ = ["OdometryOptions", "OdometryResult", "estimate_motion", "overlap_fitn
 class OdometryOptions:
     """Thresholds of :func:`estimate_motion` (defaults suit 640x480 indoor frames)."""
 
-    orb_features: int = 1500
+    orb_features: int = 500
+    # ORB runs on the grey image resized to at most this width: 320 halves its cost but
+    # loses ICL's 20-degree pair (0 inliers), so full 640x480 frames keep their resolution.
+    orb_width: int = 640
+    orb_levels: int = 8  # ORB pyramid levels (OpenCV's default; 4 also lost that pair)
+    pnp_iterations: int = 100  # RANSAC; it stops early once the inlier share is clear
     min_inliers: int = 8  # PnP RANSAC inliers (low-texture rooms give few; fitness decides)
     min_fitness: float = 0.3  # overlap_fitness of the refined motion
-    refine_width: int = 320  # Open3D refinement resolution
+    # Open3D refinement: resolution and iterations per pyramid level (coarse first, one level
+    # per entry). Its cost is mostly per pixel and per level (18 ms for a single iteration at
+    # 320x240 here, most of it building the pyramid): 160x120 with three levels is 8-15 ms.
+    refine_width: int = 160
+    refine_iterations: tuple[int, ...] = (6, 4, 2)
+    fitness_stride: int = 8  # overlap_fitness samples every 8th pixel (4800 at 640x480)
     depth_max: float = 5.0
     depth_tolerance: float = 0.03  # m, and the same fraction of depth
 
@@ -65,7 +75,16 @@ def _pnp(
     """``(T_prev_curr, inliers)`` from ORB + PnP RANSAC, or ``(None, inliers)``."""
     import cv2
 
-    orb = cv2.ORB_create(nfeatures=options.orb_features)  # type: ignore[attr-defined]
+    # Features on a smaller image: ORB's cost is per pixel, and the Open3D refinement, not
+    # the features, sets the final accuracy.
+    factor = min(1.0, options.orb_width / camera.width)
+    if factor < 1.0:
+        size = (options.orb_width, max(1, int(round(camera.height * factor))))
+        grey0 = np.asarray(cv2.resize(grey0, size, interpolation=cv2.INTER_AREA), np.uint8)
+        grey1 = np.asarray(cv2.resize(grey1, size, interpolation=cv2.INTER_AREA), np.uint8)
+    orb = cv2.ORB_create(  # type: ignore[attr-defined]
+        nfeatures=options.orb_features, nlevels=options.orb_levels
+    )
     kp0, des0 = orb.detectAndCompute(grey0, None)
     kp1, des1 = orb.detectAndCompute(grey1, None)
     if des0 is None or des1 is None or len(kp0) < 6 or len(kp1) < 6:
@@ -73,8 +92,9 @@ def _pnp(
     matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(des0, des1)
     if len(matches) < 6:
         return None, 0
-    uv0 = np.array([kp0[m.queryIdx].pt for m in matches], dtype=np.float64)
-    uv1 = np.array([kp1[m.trainIdx].pt for m in matches], dtype=np.float64)
+    # Back to full-resolution pixels (pixel centres: (u + 0.5) / factor - 0.5).
+    uv0 = (np.array([kp0[m.queryIdx].pt for m in matches], np.float64) + 0.5) / factor - 0.5
+    uv1 = (np.array([kp1[m.trainIdx].pt for m in matches], np.float64) + 0.5) / factor - 0.5
     col = np.clip(np.rint(uv0[:, 0]).astype(int), 0, camera.width - 1)
     row = np.clip(np.rint(uv0[:, 1]).astype(int), 0, camera.height - 1)
     z = depth0[row, col].astype(np.float64)
@@ -86,7 +106,8 @@ def _pnp(
     points = np.stack([x, y, z[good]], axis=1)
     K = np.array([[camera.fx, 0, camera.cx], [0, camera.fy, camera.cy], [0, 0, 1]], np.float64)
     found, rvec, tvec, inliers = cv2.solvePnPRansac(
-        points, uv1[good], K, None, iterationsCount=200, reprojectionError=3.0,
+        points, uv1[good], K, None, iterationsCount=options.pnp_iterations,
+        reprojectionError=3.0,
         confidence=0.999, flags=cv2.SOLVEPNP_EPNP,
     )
     count = 0 if inliers is None else int(len(inliers))
@@ -112,7 +133,8 @@ def overlap_fitness(
     stride: int = 4,
 ) -> float:
     """Share of frame 1's valid pixels that agree with frame 0 once moved by ``T_prev_curr``."""
-    d1 = np.asarray(depth1, dtype=np.float64)[::stride, ::stride]
+    # Strided before any conversion: a float64 copy of the whole image cost 2 ms per frame.
+    d1 = np.asarray(depth1)[::stride, ::stride].astype(np.float64)
     rows, cols = np.mgrid[0:camera.height:stride, 0:camera.width:stride]
     valid = np.isfinite(d1) & (d1 > 0)
     if not valid.any():
@@ -130,7 +152,7 @@ def overlap_fitness(
     v[front] = camera.fy * q[front, 1] / q[front, 2] + camera.cy
     ui, vi = np.rint(u).astype(int), np.rint(v).astype(int)
     inside = front & (ui >= 0) & (ui < camera.width) & (vi >= 0) & (vi < camera.height)
-    d0 = np.asarray(depth0, dtype=np.float64)
+    d0 = np.asarray(depth0)
     z0 = np.full(q.shape[0], np.nan)
     z0[inside] = d0[vi[inside], ui[inside]]
     tol = np.maximum(depth_tolerance, depth_tolerance * q[:, 2])
@@ -138,7 +160,7 @@ def overlap_fitness(
         same_surface = inside & (np.abs(z0 - q[:, 2]) <= tol)
     g0 = np.zeros(q.shape[0])
     g0[inside] = grey0[vi[inside], ui[inside]]
-    g1 = np.asarray(grey1, dtype=np.float64)[::stride, ::stride][valid]
+    g1 = np.asarray(grey1)[::stride, ::stride][valid].astype(np.float64)
     agree = same_surface & (np.abs(g0 - g1) <= intensity_tolerance)
     return float(agree.sum() / z.size)
 
@@ -161,17 +183,21 @@ def _refine(
     small = camera.resized(w, h)
 
     def rgbd(rgb: npt.NDArray[np.uint8], depth: npt.NDArray[np.float32]) -> object:
-        colour = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
-        d = cv2.resize(np.nan_to_num(depth, nan=0.0), (w, h), interpolation=cv2.INTER_NEAREST)
+        # Resized first, then NaN -> 0 on the small image (nearest keeps NaN as it is).
+        colour = np.ascontiguousarray(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA))
+        d = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST)
+        d = np.ascontiguousarray(np.nan_to_num(d, nan=0.0), dtype=np.float32)
         return o3d.t.geometry.RGBDImage(
-            o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(colour))),
-            o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(d, dtype=np.float32))),
+            o3d.t.geometry.Image(o3c.Tensor.from_numpy(colour)),
+            o3d.t.geometry.Image(o3c.Tensor.from_numpy(d)),
         )
 
     K = o3c.Tensor(
         np.array([[small.fx, 0, small.cx], [0, small.fy, small.cy], [0, 0, 1]]), o3c.float64
     )
-    criteria = [o3d.t.pipelines.odometry.OdometryConvergenceCriteria(n) for n in (10, 6, 3)]
+    criteria = [
+        o3d.t.pipelines.odometry.OdometryConvergenceCriteria(n) for n in options.refine_iterations
+    ]
     result = o3d.t.pipelines.odometry.rgbd_odometry_multi_scale(
         rgbd(rgb1, depth1), rgbd(rgb0, depth0), K, o3c.Tensor(init, o3c.float64), 1.0,
         options.depth_max, criteria, o3d.t.pipelines.odometry.Method.Hybrid,
@@ -216,7 +242,9 @@ def estimate_motion(
     except RuntimeError:  # Open3D gives up on frames with too few valid pixels
         T = start
     timings["refine_ms"] = (time.perf_counter() - t) * 1e3
-    fitness = overlap_fitness(g0, d0, g1, d1, camera, T, opt.depth_tolerance)
+    fitness = overlap_fitness(
+        g0, d0, g1, d1, camera, T, opt.depth_tolerance, stride=opt.fitness_stride
+    )
     if inliers < opt.min_inliers:
         reason = f"few feature inliers ({inliers} < {opt.min_inliers})"
     elif fitness < opt.min_fitness:

@@ -39,6 +39,8 @@ BYTES_PER_VOXEL = 20
 #: Blocks allocated up front when ``initial_blocks`` is 0 (capped by the budget): a room seen
 #: by a 640x480 camera at 2 cm touches a few hundred blocks per frame.
 DEFAULT_INITIAL_BLOCKS = 1024
+#: Depth reaches Open3D as uint16 millimetres (see :meth:`TsdfMap.integrate`).
+DEPTH_SCALE = 1000.0
 MAP_FILE = "map.npz"
 OPTIONS_FILE = "map.json"
 FORMAT = "recon3d_tsdf"
@@ -189,6 +191,8 @@ class TsdfMap:
         self._device = self._open3d_device(self.options.device)
         self._lock = threading.RLock()
         self.blocks_freed = 0  # over the map's life: budget and clear_radius evictions
+        self._grey_image: npt.NDArray[np.uint8] | None = None  # colour when there is no rgb
+        self._k_cache: tuple[tuple[float, ...], Any] | None = None
         self._grid: Any = self._new_grid()
 
     # -- construction ---------------------------------------------------------------------
@@ -272,9 +276,36 @@ class TsdfMap:
         self.blocks_freed += int(keys.shape[0])
 
     # -- fusion ---------------------------------------------------------------------------
-    def _tensor_image(self, array: npt.NDArray[Any]) -> Any:
-        tensor = self._o3c.Tensor(np.ascontiguousarray(array), device=self._device)
+    def _image(self, array: npt.NDArray[Any]) -> Any:
+        """Wrap ``array`` as an Open3D image on the map's device (on the CPU, sharing memory)."""
+        array = np.ascontiguousarray(array)
+        if self._device.get_type() == self._o3c.Device.DeviceType.CPU:
+            tensor = self._o3c.Tensor.from_numpy(array)
+        else:
+            tensor = self._o3c.Tensor(array, device=self._device)
         return self._o3d.t.geometry.Image(tensor)
+
+    def _depth_mm(self, depth: npt.NDArray[np.floating]) -> npt.NDArray[np.uint16]:
+        """Depth in uint16 millimetres, 0 where invalid (NaN, <= 0) or not below depth_max."""
+        far = min(self.options.depth_max * DEPTH_SCALE, float(np.iinfo(np.uint16).max))
+        mm = np.multiply(depth, np.float32(DEPTH_SCALE), dtype=np.float32)
+        with np.errstate(invalid="ignore"):
+            mm[~((mm > 0) & (mm < far))] = 0.0  # NaN fails both comparisons
+        mm += np.float32(0.5)  # rounds in the cast below
+        out: npt.NDArray[np.uint16] = mm.astype(np.uint16)
+        return out
+
+    def _grey(self, camera: PinholeCamera) -> npt.NDArray[np.uint8]:
+        shape = (camera.height, camera.width, 3)
+        if self._grey_image is None or self._grey_image.shape != shape:
+            self._grey_image = np.full(shape, 128, np.uint8)
+        return self._grey_image
+
+    def _intrinsics(self, camera: PinholeCamera) -> Any:
+        key = (camera.fx, camera.fy, camera.cx, camera.cy)
+        if self._k_cache is None or self._k_cache[0] != key:
+            self._k_cache = (key, self._o3c.Tensor(_intrinsic_matrix(camera), self._o3c.float64))
+        return self._k_cache[1]
 
     def integrate(
         self,
@@ -283,7 +314,12 @@ class TsdfMap:
         pose: npt.NDArray[np.floating],
         rgb: npt.NDArray[np.uint8] | None = None,
     ) -> None:
-        """Fuse one depth image (metres, NaN invalid) seen from ``pose`` (T_world_camera)."""
+        """Fuse one depth image (metres, NaN invalid) seen from ``pose`` (T_world_camera).
+
+        The depth goes to Open3D as uint16 millimetres with the uint8 colour, its fastest
+        input pair (float depth needs float colour: two more conversions per frame, and a
+        slower kernel; measured 15 vs 17 ms at 2 cm); 0.5 mm of rounding is far below a voxel.
+        """
         T = check_pose(pose)
         d = np.asarray(depth)
         if d.shape != (camera.height, camera.width):
@@ -296,68 +332,70 @@ class TsdfMap:
                 f"rgb has shape {np.asarray(rgb).shape}; expected {camera.height}x"
                 f"{camera.width}x3 uint8 registered to the depth"
             )
-        d32 = np.asarray(d, dtype=np.float32)
-        d32 = np.where(np.isfinite(d32) & (d32 > 0), d32, np.float32(0.0)).astype(np.float32)
-        colour = (
-            np.full((camera.height, camera.width, 3), 0.5, np.float32)
-            if rgb is None
-            else np.asarray(rgb, dtype=np.float32) * np.float32(1.0 / 255.0)
-        )
+        depth_mm = self._depth_mm(d)
+        colour = self._grey(camera) if rgb is None else np.asarray(rgb, dtype=np.uint8)
         o3c, opt = self._o3c, self.options
-        K = o3c.Tensor(_intrinsic_matrix(camera), o3c.float64)
         extrinsic = o3c.Tensor(np.linalg.inv(T), o3c.float64)
         with self._lock:
-            depth_img = self._tensor_image(d32)
+            K = self._intrinsics(camera)
+            depth_img = self._image(depth_mm)
             blocks = self._grid.compute_unique_block_coordinates(
-                depth_img, K, extrinsic, 1.0, opt.depth_max, opt.trunc_voxels
+                depth_img, K, extrinsic, DEPTH_SCALE, opt.depth_max, opt.trunc_voxels
             )
-            keys = np.asarray(blocks.cpu().numpy(), dtype=np.int32).reshape(-1, 3)
-            keys = self._make_room(keys, T[:3, 3])
-            if keys.shape[0] == 0:
+            keys = self._make_room(blocks, T[:3, 3])
+            if keys is None:
                 return
-            blocks = o3c.Tensor(keys, device=self._device)
             self._grid.integrate(
-                blocks,
+                keys,
                 depth_img,
-                self._tensor_image(colour),
+                self._image(colour),
                 K,
                 extrinsic,
-                1.0,
+                DEPTH_SCALE,
                 opt.depth_max,
                 opt.trunc_voxels,
             )
 
-    def _make_room(
-        self, keys: npt.NDArray[np.int32], position: npt.NDArray[np.float64]
-    ) -> npt.NDArray[np.int32]:
-        """Free blocks (clear radius, then budget) and grow the allocation for ``keys``.
+    def _make_room(self, blocks: Any, position: npt.NDArray[np.float64]) -> Any:
+        """Free blocks (clear radius, then budget) and grow the allocation for ``blocks``.
 
-        Returns the frame's blocks that will be fused (those within the clear radius, and at
-        most the budget's worth, nearest first).
+        ``blocks`` is Open3D's tensor of the frame's block keys. Returns the keys that will be
+        fused (those within the clear radius, and at most the budget's worth, nearest first),
+        ``blocks`` itself when nothing had to go (the common case: no copy to numpy and
+        back), or None when none is left.
         """
         opt = self.options
-        if opt.clear_radius > 0:
-            active = self._active_keys()
-            self._free(active[self._block_distances(active, position) > opt.clear_radius])
-            keys = keys[self._block_distances(keys, position) <= opt.clear_radius]
+        hm = self._grid.hashmap()
+        count = int(blocks.shape[0])
         # Open3D grows its table when size + (the frame's blocks, present or not) passes the
         # capacity, so a frame may take half the budget and the rest must leave it room.
         frame_limit = max(1, opt.max_blocks // 2)
-        if keys.shape[0] > frame_limit:
-            keys = keys[np.argsort(self._block_distances(keys, position))[:frame_limit]]
-        if keys.shape[0] == 0:
-            return keys
-        hm = self._grid.hashmap()
-        excess = int(hm.size()) + int(keys.shape[0]) - opt.max_blocks
+        if opt.clear_radius > 0 or count > frame_limit:
+            keys = np.asarray(blocks.cpu().numpy(), dtype=np.int32).reshape(-1, 3)
+            if opt.clear_radius > 0:
+                active = self._active_keys()
+                self._free(active[self._block_distances(active, position) > opt.clear_radius])
+                keys = keys[self._block_distances(keys, position) <= opt.clear_radius]
+            if keys.shape[0] > frame_limit:
+                keys = keys[np.argsort(self._block_distances(keys, position))[:frame_limit]]
+            if keys.shape[0] == 0:
+                return None
+            if keys.shape[0] != count:
+                blocks = self._o3c.Tensor(np.ascontiguousarray(keys), device=self._device)
+                count = int(keys.shape[0])
+        elif count == 0:
+            return None
+        excess = int(hm.size()) + count - opt.max_blocks
         if excess > 0:
+            keys = np.asarray(blocks.cpu().numpy(), dtype=np.int32).reshape(-1, 3)
             active = self._active_keys()
             others = active[~np.isin(_encode(active), _encode(keys))]
             far_first = np.argsort(-self._block_distances(others, position))
             self._free(others[far_first[:excess]])
-        needed = int(hm.size()) + int(keys.shape[0])
+        needed = int(hm.size()) + count
         if needed > hm.capacity():
             hm.reserve(min(opt.max_blocks, max(needed, 2 * int(hm.capacity()))))
-        return keys
+        return blocks
 
     # -- outputs --------------------------------------------------------------------------
     def render_depth(
