@@ -28,14 +28,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from recon3d_ros.commands.options import add_model_options
+from recon3d_ros.commands.options import add_model_options, add_node_param_options, node_values
 from recon3d_ros.errors import ConfigError, DatasetError, Recon3dError
 
 STORAGE_CHOICES = ("same", "mcap", "sqlite3")
-#: Model options whose value replaces a params file's only when given on the command line.
-_MODEL_OPTIONS = {
-    "model": "default", "preset": "", "backend": "auto", "device": "auto", "precision": "fp32"
-}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,14 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--namespace", default=None,
         help="namespace of the added topics (default: the image topic's, e.g. /camera)",
     )
-    parser.add_argument(
-        "--params-file", type=Path, default=None,
-        help="the depth node's parameter YAML (e.g. config/recon3d.yaml)",
-    )
-    parser.add_argument(
-        "-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
-        help="a depth node parameter, as with ros2 run (repeatable; wins over the params file)",
-    )
+    add_node_param_options(parser)
     add_model_options(parser)
     parser.add_argument(
         "--storage", default="same", choices=STORAGE_CHOICES,
@@ -70,48 +59,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-frames", type=int, default=0, help="stop after this many images (0 = all)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress counter on stderr")
-
-
-def _params_file_values(path: Path) -> dict[str, Any]:
-    """``ros__parameters`` of the depth node's section of a ROS 2 params YAML."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read params file {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"params file {path} must map node names to 'ros__parameters'")
-    sections = {
-        str(name): body["ros__parameters"] for name, body in data.items()
-        if isinstance(body, dict) and isinstance(body.get("ros__parameters"), dict)
-    }
-    for name in sorted(sections, key=lambda n: (not n.endswith("depth_node"), n)):
-        if name.endswith("depth_node") or name == "/**":
-            return dict(sections[name])
-    raise ConfigError(
-        f"params file {path} has no '/**/depth_node:' (or '/**:') section with "
-        "'ros__parameters:'; see config/recon3d.yaml"
-    )
-
-
-def node_values(args: argparse.Namespace) -> dict[str, Any]:
-    """Return the node parameter values this run stands for (file < model options < -p)."""
-    import yaml
-
-    values: dict[str, Any] = {}
-    if args.params_file is not None:
-        values.update(_params_file_values(args.params_file))
-    for name, default in _MODEL_OPTIONS.items():
-        value = getattr(args, name)
-        if value != default:
-            values[name] = str(value)
-    for item in args.param:
-        name, sep, text = item.partition(":=")
-        if not sep or not name.strip():
-            raise ConfigError(f"-p takes NAME:=VALUE (as ros2 run does), got {item!r}")
-        values[name.strip()] = yaml.safe_load(text)  # ROS reads -p values as YAML too
-    return values
 
 
 def output_topics(namespace: str) -> dict[str, str]:

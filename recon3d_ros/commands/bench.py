@@ -38,7 +38,7 @@ from typing import Any, Callable
 import numpy as np
 import numpy.typing as npt
 
-from recon3d_ros.commands.options import add_model_options
+from recon3d_ros.commands.options import add_model_options, add_node_param_options, node_values
 from recon3d_ros.core.memcpy import memcpy_ms
 
 STAGES = ("decode_ms", "preprocess_ms", "inference_ms", "postprocess_ms", "publish_ms")
@@ -101,15 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="give the camera plumb_bob distortion, so rectification is timed too",
     )
-    parser.add_argument(
-        "-p",
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME:=VALUE",
-        help="a depth node parameter, as with ros2 run (e.g. -p edge_filter_threshold:=0.05); "
-        "repeatable. Unset parameters take the node's defaults",
-    )
+    add_node_param_options(parser)
     parser.add_argument(
         "--domain-id",
         type=int,
@@ -213,31 +205,17 @@ def _torch_threads() -> int | None:
 
 
 def node_settings(args: argparse.Namespace) -> Any:
-    """Return the depth node's settings this run stands for: ``-p`` values, then the options.
+    """Return the depth node's settings this run stands for.
 
-    Unset parameters take the node's defaults (``PARAMS``), so bench times what a node started
-    with the same parameters runs.
+    ``--params-file`` < model options < ``-p`` (:func:`~recon3d_ros.commands.options.node_values`),
+    then bench's own ``--threads``/``--cloud-stride``/``--input-*`` where given; unset parameters
+    take the node's defaults, so bench times what a node with the same parameters runs.
     """
-    import yaml
-
-    from recon3d_ros.errors import ConfigError
     from recon3d_ros.ros.params import settings_from_values
 
-    values: dict[str, Any] = {}
-    for item in args.param:
-        name, sep, text = item.partition(":=")
-        if not sep or not name.strip():
-            raise ConfigError(f"-p takes NAME:=VALUE (as ros2 run does), got {item!r}")
-        values[name.strip()] = yaml.safe_load(text)  # ROS reads -p values as YAML too
-    values.update(
-        model=str(args.model),
-        backend=args.backend,
-        device=args.device,
-        precision=args.precision,
-        cpu_threads=args.threads,
-    )
-    if args.preset:
-        values["preset"] = args.preset
+    values = node_values(args)
+    if args.threads > 0:
+        values["cpu_threads"] = args.threads
     if args.cloud_stride != 1:
         values["cloud_stride"] = args.cloud_stride
     for name in ("input_width", "input_height"):

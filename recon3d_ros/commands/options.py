@@ -10,6 +10,7 @@ command, and a typo is refused before a model is loaded.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 from recon3d_ros.errors import ConfigError
@@ -23,6 +24,8 @@ __all__ = [
     "add_device_option",
     "add_model_option",
     "add_model_options",
+    "add_node_param_options",
+    "node_values",
     "add_precision_option",
     "add_preset_option",
     "add_size_option",
@@ -149,3 +152,73 @@ def add_model_options(parser: ArgumentAdder, precision: bool = True) -> None:
     add_device_option(parser)
     if precision:
         add_precision_option(parser)
+
+
+#: The model options' defaults: only values that differ from these count as given.
+_MODEL_DEFAULTS = {
+    "model": "default", "preset": "", "backend": "auto", "device": "auto", "precision": "fp32"
+}
+
+
+def add_node_param_options(parser: ArgumentAdder, what: str = "") -> None:
+    """Add ``--params-file`` and ``-p NAME:=VALUE``: depth node parameters, as ``ros2 run``.
+
+    Commands that run the node's frame path offline (bench, bag, reconstruct) take the node's
+    own parameters this way, so they run what a node with the same parameters runs.
+    """
+    suffix = f" {what}" if what else ""
+    parser.add_argument(
+        "--params-file", type=Path, default=None,
+        help=f"the depth node's parameter YAML{suffix} (e.g. config/recon3d.yaml)",
+    )
+    parser.add_argument(
+        "-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
+        help=f"a depth node parameter{suffix}, as with ros2 run (repeatable; wins over the "
+        "params file). Unset parameters take the node's defaults",
+    )
+
+
+def _params_file_values(path: Path) -> dict[str, Any]:
+    """``ros__parameters`` of the depth node's section of a ROS 2 params YAML."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read params file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"params file {path} must map node names to 'ros__parameters'")
+    sections = {
+        str(name): body["ros__parameters"] for name, body in data.items()
+        if isinstance(body, dict) and isinstance(body.get("ros__parameters"), dict)
+    }
+    for name in sorted(sections, key=lambda n: (not n.endswith("depth_node"), n)):
+        if name.endswith("depth_node") or name == "/**":
+            return dict(sections[name])
+    raise ConfigError(
+        f"params file {path} has no '/**/depth_node:' (or '/**:') section with "
+        "'ros__parameters:'; see config/recon3d.yaml"
+    )
+
+
+def node_values(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the node parameter values a run stands for (file < model options < ``-p``).
+
+    Model options count only where they differ from their defaults, so ``-p model:=...`` or a
+    params file's model is not overridden by an option the user never gave.
+    """
+    import yaml
+
+    values: dict[str, Any] = {}
+    if getattr(args, "params_file", None) is not None:
+        values.update(_params_file_values(args.params_file))
+    for name, default in _MODEL_DEFAULTS.items():
+        value = getattr(args, name, default)
+        if value != default:
+            values[name] = str(value)
+    for item in args.param:
+        name, sep, text = item.partition(":=")
+        if not sep or not name.strip():
+            raise ConfigError(f"-p takes NAME:=VALUE (as ros2 run does), got {item!r}")
+        values[name.strip()] = yaml.safe_load(text)  # ROS reads -p values as YAML too
+    return values

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from recon3d_ros.commands.options import add_model_options
+from recon3d_ros.commands.options import add_model_options, add_node_param_options, node_values
 from recon3d_ros.errors import ConfigError, Recon3dError
 
 DEPTH_CHOICES = ("network", "recorded")
@@ -48,14 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="depth from the network or the source's recorded depth (default: %(default)s)",
     )
     add_model_options(parser)
-    parser.add_argument(
-        "--params-file", type=Path, default=None,
-        help="depth node parameter YAML for the network path (scale_mode, depth range, ...)",
-    )
-    parser.add_argument(
-        "-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
-        help="a depth node parameter for the network path, as with ros2 run (repeatable)",
-    )
+    add_node_param_options(parser, "for the network path")
     parser.add_argument(
         "--poses", default="auto", metavar="auto|source|estimate|FILE.tum",
         help="camera poses: the source's (bag TF/odometry, RGB-D folder trajectory), "
@@ -178,7 +171,6 @@ def _pipeline(args: argparse.Namespace) -> Any:
     """Build the node's frame path for the network depth (None with --depth recorded)."""
     if args.depth == "recorded":
         return None
-    from recon3d_ros.commands.bag import node_values
     from recon3d_ros.ros.params import settings_from_values
 
     values = node_values(args)
