@@ -12,6 +12,8 @@ import time
 
 import numpy as np
 
+from recon3d_ros.errors import ConfigError
+
 __all__ = ["memcpy_ms"]
 
 
@@ -22,7 +24,7 @@ def memcpy_ms(nbytes: int, repeat: int = 20) -> float:
     fresh memory would add its page faults and flatter any ratio taken against it.
     """
     if nbytes < 0 or repeat < 1:
-        raise ValueError(f"need nbytes >= 0 and repeat >= 1, got {nbytes} and {repeat}")
+        raise ConfigError(f"need nbytes >= 0 and repeat >= 1, got {nbytes} and {repeat}")
     src = np.ones(nbytes, dtype=np.uint8)
     dst = np.zeros(nbytes, dtype=np.uint8)
     np.copyto(dst, src)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from recon3d_ros.errors import ConfigError
+
 __all__ = ["consistent_scale", "MAX_LOG_DEVIATION"]
 
 #: Pixels whose log ratio is farther than this from the median are outliers (new surfaces,
@@ -32,7 +34,7 @@ def consistent_scale(
     d = np.asarray(depth, dtype=np.float64)
     r = np.asarray(reference, dtype=np.float64)
     if d.shape != r.shape:
-        raise ValueError(f"depth {d.shape} and reference {r.shape} must have the same shape")
+        raise ConfigError(f"depth {d.shape} and reference {r.shape} must have the same shape")
     with np.errstate(invalid="ignore"):
         valid = np.isfinite(d) & np.isfinite(r) & (d > 0) & (r > 0)
     n = int(valid.sum())

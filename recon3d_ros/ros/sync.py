@@ -32,6 +32,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Hashable, TypeVar
 
+from recon3d_ros.errors import ConfigError
+
 __all__ = [
     "CAMERA_INFO_POLICIES",
     "FUTURE_LIMIT_NS",
@@ -343,7 +345,10 @@ class CameraInfoPairer(Generic[T]):
         capacity: int = 30,
     ) -> None:
         if policy not in CAMERA_INFO_POLICIES:
-            raise ValueError(f"unknown camera_info policy {policy!r}")
+            raise ConfigError(
+                f"unknown camera_info_policy {policy!r}; choose one of "
+                f"{list(CAMERA_INFO_POLICIES)}"
+            )
         self.policy = policy
         self.buffer: CameraInfoBuffer[T] = CameraInfoBuffer(capacity, calibration)
         self._recent_exact: deque[bool] = deque(maxlen=_PAIRING_HISTORY)

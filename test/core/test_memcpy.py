@@ -7,6 +7,7 @@ import math
 import pytest
 
 from recon3d_ros.core.memcpy import memcpy_ms
+from recon3d_ros.errors import ConfigError
 
 
 def test_memcpy_ms_gives_a_positive_median() -> None:
@@ -16,5 +17,5 @@ def test_memcpy_ms_gives_a_positive_median() -> None:
 
 @pytest.mark.parametrize("nbytes, repeat", [(-1, 3), (1024, 0)])
 def test_memcpy_ms_rejects_bad_arguments(nbytes: int, repeat: int) -> None:
-    with pytest.raises(ValueError, match="nbytes >= 0 and repeat >= 1"):
+    with pytest.raises(ConfigError, match="nbytes >= 0 and repeat >= 1"):
         memcpy_ms(nbytes, repeat=repeat)

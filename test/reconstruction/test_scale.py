@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from recon3d_ros.errors import ConfigError
 from recon3d_ros.reconstruction.scale import consistent_scale
 
 
@@ -35,5 +36,5 @@ def test_zero_and_negative_depth_are_not_valid() -> None:
 
 
 def test_shapes_must_match() -> None:
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(ConfigError, match="same shape"):
         consistent_scale(np.ones((2, 3)), np.ones((3, 2)))
