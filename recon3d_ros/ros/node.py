@@ -111,6 +111,7 @@ from recon3d_ros.ros.diagnostics import (
 from recon3d_ros.ros.params import NodeSettings, declare_all, settings_from_values
 from recon3d_ros.ros.qos import input_qos, make_qos, output_qos
 from recon3d_ros.ros.sync import (
+    FUTURE_LIMIT_NS,
     CameraInfoPairer,
     GapCounter,
     Paired,
@@ -285,6 +286,8 @@ class DepthNode(Node):
             if verdict.accepted:
                 if verdict.restarted:
                     self._gaps.restart()
+                    # CameraInfos of the old timeline would fail this image's pairing.
+                    self._pairer.buffer.discard_newer_than(stamp_ns + FUTURE_LIMIT_NS)
                 self._gaps.add(stamp_ns)
                 if self._slot is not None:
                     self._stats.frame_dropped()

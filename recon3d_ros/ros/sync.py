@@ -296,6 +296,19 @@ class CameraInfoBuffer(Generic[T]):
         entry = self.exact(stamp_ns) or self.nearest(stamp_ns, tolerance_ns)
         return entry.info if entry is not None else None
 
+    def discard_newer_than(self, stamp_ns: int) -> int:
+        """Drop the entries stamped after ``stamp_ns``; returns how many.
+
+        When the image stream restarts on an earlier timeline before its CameraInfo stream
+        does, the stored CameraInfos belong to the old timeline: left there, they would make
+        the restarted image look as if its own CameraInfo had been skipped.
+        """
+        dropped = 0
+        while self._items and self._items[-1].stamp > stamp_ns:
+            self._items.pop()
+            dropped += 1
+        return dropped
+
     def clear(self) -> None:
         self._items.clear()
 

@@ -289,3 +289,14 @@ def test_rejected_frames_are_not_missing_and_jittery_or_paused_streams_count_not
         t += step * MS
         jitter.add(t)
     assert jitter.period_ns is None and jitter.lost == 0
+
+
+def test_discard_newer_than_drops_only_the_old_timelines_entries():
+    """An image stream that restarted 100 s back drops the CameraInfos stamped after it."""
+    buf: CameraInfoBuffer[str] = CameraInfoBuffer()
+    for stamp in (1_000, 2_000, 3_000):
+        buf.add(stamp, f"old {stamp}")
+    assert buf.discard_newer_than(1_500) == 2  # 2_000 and 3_000 are of the old timeline
+    assert buf.newest_stamp == 1_000
+    assert buf.match(1_000, 0) == "old 1000"
+    assert buf.discard_newer_than(5_000) == 0 and len(buf) == 1
