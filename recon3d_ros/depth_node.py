@@ -21,9 +21,9 @@ import signal
 import sys
 import tempfile
 from types import FrameType
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-__all__ = ["EXIT_CANNOT_START", "EXIT_STOPPED", "main"]
+__all__ = ["EXIT_CANNOT_START", "EXIT_STOPPED", "main", "one_line", "run_node"]
 
 EXIT_STOPPED = 0
 EXIT_CANNOT_START = 1
@@ -60,16 +60,38 @@ class _StopOnSignal:
 
 def main(args: Sequence[str] | None = None) -> int:
     """Run the node; returns the exit status (see the module docstring)."""
+    return run_node(args, _make_depth_node, NODE_NAME)
+
+
+def _make_depth_node() -> Any:
+    from recon3d_ros.ros.node import DepthNode  # slow (torch, onnxruntime): after the handler
+
+    return DepthNode()
+
+
+def run_node(
+    args: Sequence[str] | None,
+    make_node: Callable[[], Any],
+    node_name: str,
+    describe: Callable[[str], str] | None = None,
+) -> int:
+    """Start-up, signals and spin of one of the package's nodes; returns the exit status.
+
+    ``make_node`` builds the node; a :class:`Recon3dError` from it is a start-up error,
+    reported as one line ``[node_name] cannot start: describe(error)`` (default
+    :func:`one_line`). Every node of the package starts here, so they exit alike.
+    """
     stop = _StopOnSignal()
-    stop.install()  # first: rclpy and torch take a second or more to import
+    stop.install()  # first: rclpy and the heavy libraries take a second or more to import
     try:
-        return _run(args, stop)
+        return _run(args, stop, make_node)
     except KeyboardInterrupt:  # a SIGINT before the handler above was installed
         return EXIT_STOPPED
     except _CannotStart as exc:
         if stop.received is not None:
             return EXIT_STOPPED  # the failure may be the signal's doing (a shut-down context)
-        print(f"[{NODE_NAME}] cannot start: {_one_line(str(exc))}", file=sys.stderr, flush=True)
+        line = (describe or one_line)(str(exc))
+        print(f"[{node_name}] cannot start: {line}", file=sys.stderr, flush=True)
         return EXIT_CANNOT_START
     finally:
         # While the interpreter finalises it resets Python-handled signals to the default
@@ -78,7 +100,7 @@ def main(args: Sequence[str] | None = None) -> int:
             signal.signal(sig, signal.SIG_IGN)
 
 
-def _run(args: Sequence[str] | None, stop: _StopOnSignal) -> int:
+def _run(args: Sequence[str] | None, stop: _StopOnSignal, make_node: Callable[[], Any]) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
@@ -88,13 +110,12 @@ def _run(args: Sequence[str] | None, stop: _StopOnSignal) -> int:
     node = None
     try:
         from recon3d_ros.errors import Recon3dError
-        from recon3d_ros.ros.node import DepthNode
 
         if stop.received is not None:
             return EXIT_STOPPED
         problem = None
         try:
-            node = DepthNode()
+            node = make_node()
         except Recon3dError as exc:
             problem = str(exc)
         except Exception:
@@ -188,7 +209,7 @@ def _explain_init_error(exc: Exception) -> str:
     return f"ROS could not start: {text}; check the arguments after --ros-args"
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     """Collapse a (possibly multi-line, e.g. torch's) error message onto one line."""
     return " ".join(text.split())
 

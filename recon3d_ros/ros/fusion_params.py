@@ -23,7 +23,12 @@ import numpy as np
 import numpy.typing as npt
 
 from recon3d_ros.errors import ConfigError
-from recon3d_ros.ros.params import IDENTITY_4X4, ParamSpec, _check, _TYPE_NAMES, descriptor_for
+from recon3d_ros.ros.params import (
+    check_values,
+    declare_values,
+    IDENTITY_4X4,
+    ParamSpec,
+)
 from recon3d_ros.ros.qos import RELIABILITY_CHOICES
 from recon3d_ros.ros.topics import TopicArgument
 
@@ -222,8 +227,6 @@ PARAMS: tuple[ParamSpec, ...] = (
     ),
 )
 
-_SPECS = {spec.name: spec for spec in PARAMS}
-
 
 @dataclass(frozen=True)
 class FusionSettings:
@@ -291,10 +294,7 @@ def settings_from_values(values: Mapping[str, Any]) -> FusionSettings:
     ``pose_source: auto`` is resolved here (tf where tf2_ros imports, else odometry), so the
     settings name the source actually used; an explicit ``tf`` without tf2_ros is an error.
     """
-    unknown = sorted(set(values) - set(_SPECS))
-    if unknown:
-        raise ConfigError(f"unknown parameters {unknown}; known: {sorted(_SPECS)}")
-    checked = {name: _check(spec, values.get(name, spec.default)) for name, spec in _SPECS.items()}
+    checked = check_values(PARAMS, values)
     if checked["pose_source"] == "auto":
         checked["pose_source"] = "tf" if tf2_available() else "odometry"
     elif checked["pose_source"] == "tf" and not tf2_available():
@@ -310,30 +310,5 @@ def settings_from_values(values: Mapping[str, Any]) -> FusionSettings:
 
 
 def declare_all(node: Any) -> FusionSettings:
-    """Declare every parameter on ``node`` (an ``rclpy.node.Node``) and return the settings.
-
-    Overrides of the wrong type or out of range become a :class:`ConfigError` naming the
-    parameter, so the node exits with a clear one-line message.
-    """
-    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-
-    values: dict[str, Any] = {}
-    for spec in PARAMS:
-        try:
-            default = list(spec.default) if isinstance(spec.default, list) else spec.default
-            param = node.declare_parameter(spec.name, default, descriptor_for(spec))
-        except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
-            raise ConfigError(
-                f"parameter '{spec.name}' rejected: {exc}; "
-                f"expected a {_TYPE_NAMES[type(spec.default)]}"
-                + (
-                    f" in [{spec.value_range[0]}, {spec.value_range[1]}]"
-                    if spec.value_range
-                    else ""
-                )
-            ) from exc
-        value = param.value
-        values[spec.name] = (
-            list(value) if isinstance(spec.default, list) and value is not None else value
-        )
-    return settings_from_values(values)
+    """Declare every fusion node parameter on ``node`` and return the settings."""
+    return settings_from_values(declare_values(node, PARAMS))

@@ -40,6 +40,8 @@ __all__ = [
     "settings_from_values",
     "descriptor_for",
     "declare_all",
+    "check_values",
+    "declare_values",
 ]
 
 Value = Union[str, int, float, bool, "list[float]"]
@@ -319,7 +321,6 @@ PARAMS: tuple[ParamSpec, ...] = (
     ),
 )
 
-_SPECS = {spec.name: spec for spec in PARAMS}
 _TYPE_NAMES = {
     bool: "bool (true/false)",
     int: "integer",
@@ -491,10 +492,7 @@ def _check_matrix(spec: ParamSpec, value: Any) -> tuple[float, ...]:
 
 def settings_from_values(values: Mapping[str, Any]) -> NodeSettings:
     """Validate ``values`` (missing names take their defaults) into :class:`NodeSettings`."""
-    unknown = sorted(set(values) - set(_SPECS))
-    if unknown:
-        raise ConfigError(f"unknown parameters {unknown}; known: {sorted(_SPECS)}")
-    checked = {name: _check(spec, values.get(name, spec.default)) for name, spec in _SPECS.items()}
+    checked = check_values(PARAMS, values)
     if not str(checked["model"]).strip():
         raise ConfigError(
             "parameter 'model' is empty: give a preset name such as 'default' or a model file"
@@ -508,8 +506,20 @@ def settings_from_values(values: Mapping[str, Any]) -> NodeSettings:
     return settings
 
 
-def declare_all(node: Any) -> NodeSettings:
-    """Declare every parameter on ``node`` (an ``rclpy.node.Node``) and return the settings.
+def check_values(specs: Sequence[ParamSpec], values: Mapping[str, Any]) -> dict[str, Value]:
+    """Type-, range- and choice-check ``values`` against ``specs``; missing names get defaults.
+
+    Shared by every node's parameter table (the depth node's :data:`PARAMS`, the fusion node's).
+    """
+    by_name = {spec.name: spec for spec in specs}
+    unknown = sorted(set(values) - set(by_name))
+    if unknown:
+        raise ConfigError(f"unknown parameters {unknown}; known: {sorted(by_name)}")
+    return {name: _check(spec, values.get(name, spec.default)) for name, spec in by_name.items()}
+
+
+def declare_values(node: Any, specs: Sequence[ParamSpec]) -> dict[str, Any]:
+    """Declare ``specs`` on ``node`` (an ``rclpy.node.Node``); return the values it got.
 
     Overrides of the wrong type or out of range (from ``--params-file`` / ``-p``) become a
     :class:`ConfigError` naming the parameter, so the node exits with a clear message.
@@ -517,7 +527,7 @@ def declare_all(node: Any) -> NodeSettings:
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
     values: dict[str, Any] = {}
-    for spec in PARAMS:
+    for spec in specs:
         try:
             default = list(spec.default) if isinstance(spec.default, list) else spec.default
             param = node.declare_parameter(spec.name, default, descriptor_for(spec))
@@ -535,4 +545,9 @@ def declare_all(node: Any) -> NodeSettings:
         values[spec.name] = (
             list(value) if isinstance(spec.default, list) and value is not None else value
         )
-    return settings_from_values(values)
+    return values
+
+
+def declare_all(node: Any) -> NodeSettings:
+    """Declare every depth node parameter on ``node`` and return the settings."""
+    return settings_from_values(declare_values(node, PARAMS))
