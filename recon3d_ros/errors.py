@@ -42,3 +42,11 @@ class DatasetError(Recon3dError, ValueError):
 
 class ReconstructionError(Recon3dError, ValueError):
     """A map, pose or frame given to 3D reconstruction is invalid, or a saved map is unreadable."""
+
+
+class FrameRejected(Recon3dError):
+    """One input frame cannot be used; a node logs ``cause`` for ``topic`` and drops it."""
+
+    def __init__(self, topic: str, cause: str, detail: str) -> None:
+        super().__init__(f"{topic}: {cause}: {detail}")
+        self.topic, self.cause, self.detail = topic, cause, detail

@@ -57,7 +57,7 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker
 
 from recon3d_ros.core.camera import PinholeCamera
-from recon3d_ros.errors import Recon3dError
+from recon3d_ros.errors import FrameRejected, Recon3dError
 from recon3d_ros.reconstruction.fusion import Reconstructor
 from recon3d_ros.reconstruction.poses import PoseBuffer
 from recon3d_ros.ros import fusion_params as names
@@ -85,14 +85,6 @@ _KEEP_POSES = 2000
 #: Frames the per-stage p50 / p95 on /diagnostics cover (20 s at 15 Hz).
 _RECENT_TIMES = 300
 MIB = 2**20
-
-
-class FrameRejected(Recon3dError):
-    """One depth frame cannot be fused; the node logs ``cause`` for ``topic`` and drops it."""
-
-    def __init__(self, topic: str, cause: str, detail: str) -> None:
-        super().__init__(f"{topic}: {cause}: {detail}")
-        self.topic, self.cause, self.detail = topic, cause, detail
 
 
 @dataclass

@@ -85,7 +85,13 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from recon3d_ros.core.camera import PinholeCamera
 from recon3d_ros.core.encodings import check_pixel_count
-from recon3d_ros.errors import CameraModelError, ConfigError, EncodingError, Recon3dError
+from recon3d_ros.errors import (
+    CameraModelError,
+    ConfigError,
+    EncodingError,
+    FrameRejected,
+    Recon3dError,
+)
 from recon3d_ros.inference.pipeline import FrameResult, ScaleReference
 from recon3d_ros.ros import topics
 from recon3d_ros.ros.conversions import (
@@ -125,14 +131,6 @@ __all__ = ["DepthNode", "NODE_NAME"]
 NODE_NAME = "depth_node"
 
 ImageMsg = Union[Image, CompressedImage]
-
-
-class FrameRejected(Recon3dError):
-    """One input frame cannot be used; the node logs ``cause`` for ``topic`` and drops it."""
-
-    def __init__(self, topic: str, cause: str, detail: str) -> None:
-        super().__init__(f"{topic}: {cause}: {detail}")
-        self.topic, self.cause, self.detail = topic, cause, detail
 
 
 @dataclass
