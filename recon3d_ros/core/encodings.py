@@ -368,9 +368,14 @@ def depth_m_to_mm16(depth: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.uint
 
 @dataclass(frozen=True)
 class ImageFields:
-    """Field values for an outgoing ``sensor_msgs/Image`` (``data`` already ``bytes``)."""
+    """Field values for an outgoing ``sensor_msgs/Image``.
 
-    data: bytes
+    ``data`` is ``bytes``, or with ``array_to_image_fields(..., copy=False)`` a flat byte view
+    of the packed array (valid while that array lives), for a caller that copies it once into
+    its own buffer (a message's ``array.array``).
+    """
+
+    data: bytes | memoryview
     encoding: str
     width: int
     height: int
@@ -378,7 +383,9 @@ class ImageFields:
     is_bigendian: bool = False
 
 
-def array_to_image_fields(image: npt.NDArray[Any], encoding: str) -> ImageFields:
+def array_to_image_fields(
+    image: npt.NDArray[Any], encoding: str, copy: bool = True
+) -> ImageFields:
     """Pack an array into ``sensor_msgs/Image`` fields, like cv_bridge's ``cv2_to_imgmsg``.
 
     The array's dtype and channel count must match ``encoding`` (cv_bridge raises on a
@@ -406,7 +413,7 @@ def array_to_image_fields(image: npt.NDArray[Any], encoding: str) -> ImageFields
     _check_size(width, height)
     native = np.ascontiguousarray(arr, dtype=dt.newbyteorder("="))
     return ImageFields(
-        data=native.tobytes(),
+        data=native.tobytes() if copy else memoryview(native).cast("B"),
         encoding=encoding,
         width=int(width),
         height=int(height),

@@ -121,6 +121,9 @@ class FrameResult:
     camera: PinholeCamera  # intrinsics of ``depth`` (after rectification and resizing)
     rgb: npt.NDArray[np.uint8] | None  # H x W x 3 on the depth grid; None without cloud_color
     timings: FrameTimings = field(default_factory=FrameTimings)
+    # The options the frame was made with: its cloud follows them even when the pipeline's
+    # options change before the cloud is built (the node builds it on another thread).
+    options: FrameOptions = field(default_factory=FrameOptions)
 
 
 def _ms_since(start: float) -> float:
@@ -204,7 +207,7 @@ class FramePipeline:
         start = time.perf_counter()
         colour = resize_image(rgb, out_w, out_h) if opts.cloud_color else None
         timings.colour_ms = _ms_since(start)
-        return FrameResult(depth, out_camera, colour, timings)
+        return FrameResult(depth, out_camera, colour, timings, opts)
 
     def cloud(self, result: FrameResult) -> CloudBuffer:
         """Build the organized ``x y z [rgb]`` cloud of ``result`` (every ``cloud_stride``-th).
@@ -212,7 +215,7 @@ class FramePipeline:
         ``result.depth`` already obeys the depth range, so the cloud applies no second one.
         """
         return depth_to_cloud(
-            result.depth, result.camera, rgb=result.rgb, stride=self.options.cloud_stride
+            result.depth, result.camera, rgb=result.rgb, stride=result.options.cloud_stride
         )
 
     @staticmethod

@@ -70,6 +70,9 @@ __all__ = [
     "pose_to_matrix",
     "points_to_cloud_msg",
     "mesh_to_marker_bytes",
+    "marker_points_bytes",
+    "marker_colors_bytes",
+    "triangle_list_marker_bytes",
 ]
 
 
@@ -288,7 +291,7 @@ def camera_to_info_msg(camera: PinholeCamera, header: Header) -> CameraInfo:
 # ---------------------------------------------------------------------------------- images out
 def array_to_image_msg(image: npt.NDArray, encoding: str, header: Header) -> Image:
     """Any array with a matching encoding to a ``sensor_msgs/Image`` (dense rows)."""
-    f = array_to_image_fields(image, encoding)
+    f = array_to_image_fields(image, encoding, copy=False)  # one copy: into msg.data
     msg = Image(**_KEEP_DATA)
     msg.header = _copy_header(header)
     msg.height = f.height
@@ -443,6 +446,15 @@ class _CdrWriter:
         if len(values):
             self.raw(np.ascontiguousarray(values, dtype=dtype).tobytes(), align)
 
+    def pieces(self, parts: Sequence[bytes], align: int) -> None:
+        """Write the packed values of one sequence given in parts (its length written first)."""
+        if not any(parts):
+            return  # an empty sequence has no element to align
+        self._align(align)
+        for part in parts:
+            self.parts.append(part)
+            self.size += len(part)
+
     def getvalue(self) -> bytes:
         return b"".join(self.parts)
 
@@ -476,6 +488,51 @@ def mesh_to_marker_bytes(
             f"triangle indices must lie in [0, {len(verts)}), got {tris.min()}..{tris.max()}"
         )
     corners = tris.reshape(-1)
+    colours = None
+    if colors is not None:
+        rgb = np.asarray(colors).reshape(-1, 3)
+        if len(rgb) != len(verts):
+            raise EncodingError(f"{len(verts)} vertices but {len(rgb)} colours")
+        colours = [marker_colors_bytes(rgb[corners])]
+    return triangle_list_marker_bytes(
+        [marker_points_bytes(verts[corners])], colours, header, namespace, marker_id
+    )
+
+
+def marker_points_bytes(corners: npt.NDArray[np.floating]) -> bytes:
+    """Serialize ``N x 3`` corners as a Marker's ``points`` payload (float64 x y z each)."""
+    return np.ascontiguousarray(np.asarray(corners).reshape(-1, 3), dtype="<f8").tobytes()
+
+
+def marker_colors_bytes(colors: npt.NDArray[Any]) -> bytes:
+    """Serialize ``N x 3`` uint8 RGB as a Marker's ``colors`` payload (float32 RGBA, A = 1)."""
+    rgb = np.asarray(colors).reshape(-1, 3)
+    rgba = np.ones((len(rgb), 4), dtype="<f4")
+    rgba[:, :3] = rgb.astype(np.float32) / np.float32(255.0)
+    return rgba.tobytes()
+
+
+def triangle_list_marker_bytes(
+    points: Sequence[bytes],
+    colors: Sequence[bytes] | None,
+    header: Header,
+    namespace: str = "mesh",
+    marker_id: int = 0,
+) -> bytes:
+    """Serialize a TRIANGLE_LIST Marker from payload pieces, joined once.
+
+    ``points`` are :func:`marker_points_bytes` pieces and ``colors`` (None: uniform grey) the
+    :func:`marker_colors_bytes` pieces of the same corners, in the same order: a caller that
+    keeps a mesh in parts (the fusion node, one per voxel block) serializes each part once and
+    sends the whole mesh with a single copy. See :func:`mesh_to_marker_bytes` for the fields.
+    """
+    n_points = sum(len(p) for p in points) // 24
+    if n_points % 3:
+        raise EncodingError(f"a TRIANGLE_LIST needs 3 points per triangle, got {n_points}")
+    if colors is not None and sum(len(c) for c in colors) // 16 != n_points:
+        raise EncodingError(
+            f"{n_points} points but {sum(len(c) for c in colors) // 16} colours"
+        )
     grey = (0.7, 0.7, 0.7, 1.0)
     out = _CdrWriter()
     out.int32(int(header.stamp.sec))
@@ -489,16 +546,11 @@ def mesh_to_marker_bytes(
     out.int32(0)
     out.uint32(0)  # lifetime 0: until replaced
     out.boolean(False)  # frame_locked
-    out.array(verts[corners], "<f8", 8)  # points
-    if colors is None:
-        out.uint32(0)
-    else:
-        rgb = np.asarray(colors, dtype=np.float32).reshape(-1, 3)
-        if len(rgb) != len(verts):
-            raise EncodingError(f"{len(verts)} vertices but {len(rgb)} colours")
-        rgba = np.ones((len(corners), 4), dtype=np.float32)
-        rgba[:, :3] = rgb[corners] / 255.0
-        out.array(rgba, "<f4", 4)  # colors
+    out.uint32(n_points)  # points
+    out.pieces(points, 8)
+    out.uint32(0 if colors is None else n_points)  # colors
+    if colors is not None:
+        out.pieces(colors, 4)
     out.string("")  # texture_resource
     out.int32(0)
     out.uint32(0)

@@ -106,6 +106,7 @@ from recon3d_ros.ros.conversions import (
     rectified_camera_from_info,
     stamp_to_ns,
 )
+from recon3d_ros.ros.handoff import Handoff
 from recon3d_ros.ros.diagnostics import (
     FaultReporter,
     FrameStats,
@@ -136,6 +137,16 @@ ImageMsg = Union[Image, CompressedImage]
 @dataclass
 class _Pending:
     msg: ImageMsg
+    stamp_ns: int
+
+
+@dataclass
+class _Outgoing:
+    """A processed frame on its way from the network stage to the publish stage."""
+
+    header: Any
+    result: FrameResult
+    settings: NodeSettings  # the parameters the frame was processed with
     stamp_ns: int
 
 
@@ -219,7 +230,14 @@ class DepthNode(Node):
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
         self._diag_timer = self.create_timer(s.diagnostics_period, self._publish_diagnostics)
+        # Two stages (see ros/handoff.py): the network stage hands each frame to the publish
+        # stage and starts on the next while that one is serialised and sent.
+        self._outgoing: Handoff[_Outgoing] = Handoff()
         self._worker = threading.Thread(target=self._work, name="depth_worker", daemon=True)
+        self._publisher = threading.Thread(
+            target=self._publish_loop, name="depth_publisher", daemon=True
+        )
+        self._publisher.start()
         self._worker.start()
 
     # ------------------------------------------------------------------ parameters
@@ -245,6 +263,7 @@ class DepthNode(Node):
                 values[p.name] = p.value
         # One reference swap: the worker sees the old or the new settings, never a mix.
         self._settings = settings_from_values(values)
+        self.pipeline.options = self._settings.frame_options()  # the next frame's on
         self.get_logger().info(
             "parameters changed: " + ", ".join(f"{p.name}={p.value!r}" for p in params)
         )
@@ -426,20 +445,32 @@ class DepthNode(Node):
             job = self._take_job()
             if job is None:
                 continue
-            try:
-                self._process(*job)
-            except FrameRejected as exc:
-                self._reject(exc)
-            except Recon3dError as exc:
-                self._reject(FrameRejected(self.image_topic, type(exc).__name__, str(exc)))
-            except Exception as exc:  # noqa: BLE001 - a bad frame must never kill the worker
-                if self._stop.is_set() or not self.context.ok():
-                    return  # shutting down: publishers are gone, nothing to report
-                self.get_logger().error(
-                    f"unexpected error processing a frame: {exc}\n{traceback.format_exc()}",
-                    throttle_duration_sec=10.0,
-                )
-                self._stats.frame_rejected()
+            if not self._guarded(self._process, *job):
+                return
+
+    def _publish_loop(self) -> None:
+        while not self._stop.is_set():
+            out = self._outgoing.take(timeout=0.05)
+            if out is not None and not self._guarded(self._publish_frame, out):
+                return
+
+    def _guarded(self, stage: Any, *args: Any) -> bool:
+        """Run one stage of a frame; a failure drops the frame. False: the node is stopping."""
+        try:
+            stage(*args)
+        except FrameRejected as exc:
+            self._reject(exc)
+        except Recon3dError as exc:
+            self._reject(FrameRejected(self.image_topic, type(exc).__name__, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - a bad frame must never kill the worker
+            if self._stop.is_set() or not self.context.ok():
+                return False  # shutting down: publishers are gone, nothing to report
+            self.get_logger().error(
+                f"unexpected error processing a frame: {exc}\n{traceback.format_exc()}",
+                throttle_duration_sec=10.0,
+            )
+            self._stats.frame_rejected()
+        return True
 
     def _reject(self, exc: FrameRejected) -> None:
         self._stats.frame_rejected()
@@ -493,15 +524,17 @@ class DepthNode(Node):
         rgb = self._decode(msg, s)
         height, width = rgb.shape[:2]
         camera = self._camera_for(info, msg, width, height)
-        self.pipeline.options = s.frame_options()  # this frame's snapshot of the parameters
         try:
             rectified = rectified_camera_from_info(info)
             result = self.pipeline.process(rgb, camera, self._take_reference(), rectified)
         except CameraModelError as exc:
             raise FrameRejected(self.info_topic, "cannot rectify", str(exc)) from exc
-        self._publish(msg.header, result, s)
-        latency = (self.get_clock().now().nanoseconds - pending.stamp_ns) / 1e9
-        self._stats.frame_published(latency, result.timings.inference_ms)
+        self._outgoing.put(_Outgoing(msg.header, result, s, pending.stamp_ns))
+
+    def _publish_frame(self, out: _Outgoing) -> None:
+        self._publish(out.header, out.result, out.settings)
+        latency = (self.get_clock().now().nanoseconds - out.stamp_ns) / 1e9
+        self._stats.frame_published(latency, out.result.timings.inference_ms)
 
     def _take_reference(self) -> ScaleReference | None:
         """Take the newest metric references (sparse scale mode): each serves one frame."""
@@ -574,8 +607,10 @@ class DepthNode(Node):
         # (bad model, or a signal during start-up): only stop what was started.
         if hasattr(self, "_worker"):
             self._stop.set()
+            self._outgoing.close()
             with self._cond:
                 self._cond.notify_all()
-            if self._worker.is_alive() and threading.current_thread() is not self._worker:
-                self._worker.join(timeout=5.0)
+            for thread in (self._worker, self._publisher):
+                if thread.is_alive() and threading.current_thread() is not thread:
+                    thread.join(timeout=5.0)
         super().destroy_node()

@@ -299,6 +299,19 @@ def test_image_fields_from_non_contiguous_and_byte_swapped_arrays() -> None:
     np.testing.assert_array_equal(image_to_array(f2.data, "32FC1", 6, 4, 24, False), full)
 
 
+def test_image_fields_without_copy_view_the_packed_array() -> None:
+    depth = np.arange(4 * 6, dtype=np.float32).reshape(4, 6)
+    f = array_to_image_fields(depth, "32FC1", copy=False)
+    assert not isinstance(f.data, bytes) and len(f.data) == 4 * 6 * 4
+    # A contiguous native array is not copied: the bytes are its own memory.
+    assert np.shares_memory(np.frombuffer(f.data, np.float32), depth)
+    np.testing.assert_array_equal(image_to_array(f.data, "32FC1", 6, 4, f.step, False), depth)
+    # A view or a byte-swapped array is packed once, with the same result as copy=True.
+    view = depth[::2, 1::2]
+    packed = array_to_image_fields(view, "32FC1", copy=False)
+    assert bytes(packed.data) == array_to_image_fields(view, "32FC1").data
+
+
 def test_image_fields_validate_channels_and_dtype() -> None:
     with pytest.raises(EncodingError, match="channel"):
         array_to_image_fields(np.zeros((2, 2, 3), np.uint8), "mono8")

@@ -45,6 +45,16 @@ def test_cpu_runner_matches_torch(tiny, modules):
     np.testing.assert_allclose(runner.run(x), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_idle_pool_threads_do_not_spin(tiny, modules):
+    # onnxruntime's documented session option (onnxruntime_session_options_config_keys.h):
+    # "session.intra_op.allow_spinning", "0" = threads sleep when out of work.
+    runner = OnnxRunner(tiny.onnx(modules["conv"](), "net.onnx"), CONFIG, intra_op_threads=2)
+    runner.load()
+    opts = runner._session.get_session_options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert opts.intra_op_num_threads == 2
+
+
 def test_provider_lists():
     assert choose_providers("cpu", "fp32", ["CUDAExecutionProvider", "CPUExecutionProvider"]) == [
         "CPUExecutionProvider"
