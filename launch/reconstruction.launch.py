@@ -14,7 +14,8 @@ tf2_ros is installed, else from ``odom_topic`` / ``pose_topic`` (``pose_source``
 Parameters: ``params_file`` (config/recon3d.yaml) for the depth node, ``fusion_params_file``
 (config/fusion.yaml) for the fusion node; ``model``, ``device``, ``backend``, ``pose_source``
 and ``map_frame`` override them only when given. With ``use_rviz:=true`` the launch fails before
-it starts any process if rviz2 is not installed.
+it starts any process if rviz2 is not installed. ``dds_profile`` works as in depth.launch.py: the
+large-message Fast DDS profile for every process started here, unless the environment has one.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchContext, LaunchDescription, LaunchDescriptionEntity
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from recon3d_ros.ros.dds_profile import PROFILE_ENV, PROFILE_FILE_NAME, profile_for
 from recon3d_ros.ros.fusion_params import TOPIC_ARGUMENTS as FUSION_TOPIC_ARGUMENTS
 from recon3d_ros.ros.launch_support import (
     find_package_executable, FUSION_NODE_ARGUMENTS, fusion_node_parameters, NODE_ARGUMENTS,
@@ -48,6 +50,7 @@ def generate_launch_description() -> LaunchDescription:
     default_params = os.path.join(share, "config", "recon3d.yaml")
     default_fusion_params = os.path.join(share, "config", "fusion.yaml")
     default_rviz = os.path.join(share, "config", "reconstruction.rviz")
+    default_dds_profile = os.path.join(share, "config", PROFILE_FILE_NAME)
 
     arguments = [
         DeclareLaunchArgument("namespace", default_value="",
@@ -85,6 +88,10 @@ def generate_launch_description() -> LaunchDescription:
                               description="rviz2 config file"),
         DeclareLaunchArgument("rviz_fixed_frame", default_value="map",
                               description="rviz2 fixed frame: the fusion node's map_frame"),
+        DeclareLaunchArgument("dds_profile", default_value=default_dds_profile,
+                              description="Fast DDS XML profile for every process started here "
+                                          "(FASTDDS_DEFAULT_PROFILES_FILE; 'none': none); "
+                                          "one already in the environment wins"),
     ]
 
     # One OpaqueFunction creates every process, after checking what they need: a failed check
@@ -111,6 +118,10 @@ def start_nodes(context: LaunchContext) -> list[LaunchDescriptionEntity]:
     # Both files are checked here, before either node exists.
     depth_parameters = node_parameters(given)
     fusion_parameters = fusion_node_parameters(fusion_given)
+    # Images, depth and clouds are MBs: recon3d_ros/ros/dds_profile.py says why and when.
+    profile = profile_for(os.environ, LaunchConfiguration("dds_profile").perform(context))
+    environment: list[LaunchDescriptionEntity] = (
+        [SetEnvironmentVariable(PROFILE_ENV, profile)] if profile else [])
 
     depth_node = Node(
         package=PACKAGE,
@@ -136,7 +147,7 @@ def start_nodes(context: LaunchContext) -> list[LaunchDescriptionEntity]:
     )
 
     if not use_rviz:
-        return [depth_node, fusion_node]
+        return environment + [depth_node, fusion_node]
     rviz = Node(
         package=RVIZ_PACKAGE,
         executable=RVIZ_EXECUTABLE,
@@ -150,4 +161,4 @@ def start_nodes(context: LaunchContext) -> list[LaunchDescriptionEntity]:
             for argument in FUSION_TOPIC_ARGUMENTS],
         output="screen",
     )
-    return [depth_node, fusion_node, rviz]
+    return environment + [depth_node, fusion_node, rviz]

@@ -68,6 +68,10 @@ def launch_file(monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], Record
         def __init__(self, function: Any) -> None:
             self.function = function
 
+    class SetEnvironmentVariable:
+        def __init__(self, name: str, value: str) -> None:
+            self.name, self.value = name, value
+
     def node(**kwargs: Any) -> dict[str, Any]:
         seen.nodes.append(kwargs)
         return kwargs
@@ -76,7 +80,8 @@ def launch_file(monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], Record
         "launch": {"LaunchContext": dict, "LaunchDescription": list,
                    "LaunchDescriptionEntity": object},
         "launch.actions": {"DeclareLaunchArgument": DeclareLaunchArgument,
-                           "OpaqueFunction": OpaqueFunction},
+                           "OpaqueFunction": OpaqueFunction,
+                           "SetEnvironmentVariable": SetEnvironmentVariable},
         "launch.conditions": {"IfCondition": IfCondition},
         "launch.substitutions": {"LaunchConfiguration": LaunchConfiguration},
         "launch_ros": {},
@@ -116,8 +121,29 @@ def resolved(pairs: list[tuple[str, Any]], values: dict[str, str]) -> dict[str, 
     return {source: text(target) for source, target in pairs}
 
 
-def by_executable(nodes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {node["executable"]: node for node in nodes}
+def by_executable(nodes: list[Any]) -> dict[str, dict[str, Any]]:
+    return {node["executable"]: node for node in nodes if isinstance(node, dict)}
+
+
+def environment(entities: list[Any]) -> dict[str, str]:
+    return {e.name: e.value for e in entities if not isinstance(e, dict)}
+
+
+def test_the_large_message_profile_is_set_for_every_process_unless_the_user_has_one(
+    launch_file: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    namespace, _ = launch_file
+    monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE", raising=False)
+    monkeypatch.delenv("FASTDDS_BUILTIN_TRANSPORTS", raising=False)
+    monkeypatch.delenv("RMW_IMPLEMENTATION", raising=False)
+    entities = namespace["start_nodes"](context(namespace))
+    profile = str(REPO / "config" / "fastdds_large_data.xml")
+    assert environment(entities) == {"FASTDDS_DEFAULT_PROFILES_FILE": profile}
+    # It comes before the processes, so all of them start with it.
+    assert not isinstance(entities[0], dict)
+    assert environment(namespace["start_nodes"](context(namespace, dds_profile="none"))) == {}
+    monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", "/etc/my_profile.xml")
+    assert environment(namespace["start_nodes"](context(namespace))) == {}
 
 
 def test_defaults_start_both_nodes_with_the_packaged_params_files(launch_file: Any) -> None:
