@@ -24,10 +24,14 @@ PYTEST_ARGS ?=
 ROS_ENV = ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST \
 	ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-$$((RANDOM % 100 + 100))}
 
-.PHONY: help setup demo bench test lint typecheck colcon clean distclean
+# Assets of `recon3d synth --generator mesh` (optional: CI and the tests do not need them).
+SYNTH_DEBS := sweethome3d-furniture gnome-backgrounds
+
+.PHONY: help setup synth-data demo bench test lint typecheck colcon clean distclean
 
 help:
 	@echo "make setup   create .venv with ROS 2 wheels, torch (CPU) and test tools"
+	@echo "make synth-data  install the furniture models and images of the mesh generator"
 	@echo "make demo    run the depth node on a demo sequence (IMAGE=, VIDEO=, FOLDER=, DEMO_ARGS=)"
 	@echo "make bench   per-stage latency figures (BENCH_ARGS=)"
 	@echo "make test    run every test (TESTS=test/core to narrow, PYTEST_ARGS='-k camera')"
@@ -58,6 +62,17 @@ $(STAMP): $(SETUP_INPUTS)
 	$(VPY) -m pip install --no-deps --no-build-isolation -e .
 	touch $(VENV)/COLCON_IGNORE
 	touch $@
+
+synth-data:
+	@if [ -d /usr/share/sweethome3d/furniture ] && [ -d /usr/share/backgrounds/gnome ]; then \
+		echo "$(SYNTH_DEBS): already installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYNTH_DEBS); \
+	else \
+		echo "the mesh generator needs Debian packages; run:" >&2; \
+		echo "  sudo apt-get install $(SYNTH_DEBS)" >&2; \
+		exit 1; \
+	fi
 
 DEMO_INPUT = $(if $(IMAGE),--image "$(IMAGE)") $(if $(VIDEO),--video "$(VIDEO)") \
 	$(if $(FOLDER),--folder "$(FOLDER)")

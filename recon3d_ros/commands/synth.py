@@ -37,6 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=1, help="rendering processes (--cache only)"
     )
     parser.add_argument("--shard-size", type=int, default=250)
+    parser.add_argument(
+        "--generator",
+        choices=("procedural", "mesh"),
+        default="procedural",
+        help="procedural primitives, or furnished rooms of real models (needs the "
+        "sweethome3d-furniture package: make synth-data) (--cache only)",
+    )
 
 
 def write_folder(
@@ -72,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     if args.width < 16 or args.height < 16:
         raise ConfigError(f"image size must be at least 16x16, got {args.width}x{args.height}")
     if args.out:
+        if args.generator != "procedural":
+            raise ConfigError("--generator mesh writes training caches only: use --cache DIR")
         path = write_folder(
             Path(args.out), args.count, args.seed, args.width, args.height, args.hfov, args.kind
         )
@@ -87,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
             args.height,
             args.shard_size,
             args.workers,
+            args.generator,
         )
-        print(f"cache of {args.count} frames in {args.cache}")
+        print(f"cache of {args.count} {args.generator} frames in {args.cache}")
     return 0

@@ -25,8 +25,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument(
         "--synth-cache",
-        help="folder of pre-rendered synthetic frames (recon3d synth --cache); "
-        "without it frames are rendered on the fly (slow on a CPU)",
+        action="append",
+        metavar="DIR",
+        help="folder of pre-rendered synthetic frames (recon3d synth --cache); repeatable, "
+        "to mix caches; without it frames are rendered on the fly (slow on a CPU)",
+    )
+    data.add_argument(
+        "--synth-weights",
+        type=float,
+        nargs="+",
+        metavar="W",
+        help="share of each --synth-cache in the synthetic samples, one per cache "
+        "(default: in proportion to their frame counts)",
     )
     data.add_argument(
         "--no-synthetic",
@@ -107,6 +117,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--quiet", action="store_true", help="no progress line")
 
 
+def _synth_caches(args: argparse.Namespace) -> str | list[str] | None:
+    """One cache as a plain folder name (as before), several as a list."""
+    caches = args.synth_cache or []
+    if args.synth_weights is not None and len(args.synth_weights) != len(caches):
+        raise ConfigError(
+            f"--synth-weights has {len(args.synth_weights)} values for {len(caches)} "
+            "--synth-cache folders: give one weight per cache"
+        )
+    if not caches:
+        return None
+    return caches[0] if len(caches) == 1 else list(caches)
+
+
 def run(args: argparse.Namespace) -> int:
     from recon3d_ros.training.trainer import TrainOptions, train
 
@@ -115,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
     opts = TrainOptions(
         out_dir=args.out,
         synthetic=args.synthetic,
-        synth_cache=args.synth_cache,
+        synth_cache=_synth_caches(args),
+        synth_weights=args.synth_weights,
         folders=list(args.data),
         folder_weight=args.data_weight,
         arch=args.arch,

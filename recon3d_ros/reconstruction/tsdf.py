@@ -32,7 +32,7 @@ from recon3d_ros.core.camera import PinholeCamera
 from recon3d_ros.errors import BackendUnavailableError, ConfigError, ReconstructionError
 from recon3d_ros.reconstruction._open3d import open3d
 
-__all__ = ["MapOptions", "Mesh", "TsdfMap", "check_pose", "BYTES_PER_VOXEL"]
+__all__ = ["MapOptions", "Mesh", "BlockMesh", "TsdfMap", "check_pose", "BYTES_PER_VOXEL", "CUBE"]
 
 #: float32 tsdf + float32 weight + 3 x float32 colour.
 BYTES_PER_VOXEL = 20
@@ -45,6 +45,9 @@ MAP_FILE = "map.npz"
 OPTIONS_FILE = "map.json"
 FORMAT = "recon3d_tsdf"
 FORMAT_VERSION = 1
+#: The offsets {0, 1}^3: marching cubes meshes the cube between a voxel and its +x/+y/+z
+#: neighbours, so the cubes a block owns read that block and the 7 blocks at these offsets.
+CUBE = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], np.int32)
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,24 @@ class Mesh:
         return int(self.triangles.shape[0]) == 0 or int(self.vertices.shape[0]) == 0
 
 
+@dataclass
+class BlockMesh:
+    """The triangles of the cubes one block owns, as a triangle list (3 corners per triangle).
+
+    ``corners`` is ``3M x 3`` float32 (no index buffer: a Marker TRIANGLE_LIST has none), and
+    ``colors`` ``3M x 3`` uint8, one per corner.
+    """
+
+    key: tuple[int, int, int]
+    corners: npt.NDArray[np.float32]
+    colors: npt.NDArray[np.uint8]
+
+    @property
+    def triangle_count(self) -> int:
+        """Triangles of this block."""
+        return int(self.corners.shape[0]) // 3
+
+
 def _device_string(device: str) -> str:
     name = device.strip().lower()
     if name == "cpu":
@@ -193,6 +214,10 @@ class TsdfMap:
         self.blocks_freed = 0  # over the map's life: budget and clear_radius evictions
         self._grey_image: npt.NDArray[np.uint8] | None = None  # colour when there is no rgb
         self._k_cache: tuple[tuple[float, ...], Any] | None = None
+        # Block keys fused into or freed since the last take_changes(), for incremental
+        # meshing; "all" after the map is made, reset or loaded.
+        self._changed: list[npt.NDArray[np.int32]] = []
+        self._changed_all = True
         self._grid: Any = self._new_grid()
 
     # -- construction ---------------------------------------------------------------------
@@ -209,7 +234,7 @@ class TsdfMap:
         wanted = self.options.initial_blocks or DEFAULT_INITIAL_BLOCKS
         return max(1, min(self.options.max_blocks, wanted))
 
-    def _new_grid(self) -> Any:
+    def _new_grid(self, block_count: int | None = None) -> Any:
         o3c = self._o3c
         return self._o3d.t.geometry.VoxelBlockGrid(
             attr_names=("tsdf", "weight", "color"),
@@ -217,7 +242,7 @@ class TsdfMap:
             attr_channels=((1), (1), (3)),
             voxel_size=self.options.voxel_size,
             block_resolution=self.options.block_resolution,
-            block_count=self._initial_capacity(),
+            block_count=block_count or self._initial_capacity(),
             device=self._device,
         )
 
@@ -248,6 +273,35 @@ class TsdfMap:
         """Forget everything fused so far (the allocation shrinks back to its initial size)."""
         with self._lock:
             self._grid = self._new_grid()
+            self._changed, self._changed_all = [], True
+
+    def take_changes(self) -> npt.NDArray[np.int32] | None:
+        """Return the keys (``N x 3``) of blocks fused into or freed since the last call.
+
+        None means everything (the map is new, was reset or loaded): mesh it all again.
+        """
+        with self._lock:
+            changed, everything = self._changed, self._changed_all
+            self._changed, self._changed_all = [], False
+        if everything:
+            return None
+        if not changed:
+            return np.zeros((0, 3), np.int32)
+        return np.asarray(np.unique(np.concatenate(changed), axis=0), dtype=np.int32)
+
+    def _values(self, hm: Any) -> list[Any]:
+        """The grid's tsdf, weight and colour buffers: numpy views on the CPU.
+
+        Open3D's own tensor indexing took 5-17 ms per buffer for 20 blocks here, numpy on a
+        view of the same memory 0.2 ms; on CUDA the Open3D tensors themselves.
+        """
+        if self._device.get_type() == self._o3c.Device.DeviceType.CPU:
+            return [hm.value_tensor(i).numpy() for i in range(3)]
+        return [hm.value_tensor(i) for i in range(3)]
+
+    def _indices(self, buf: Any) -> Any:
+        buf = buf.to(self._o3c.int64)
+        return buf.numpy() if self._device.get_type() == self._o3c.Device.DeviceType.CPU else buf
 
     def _active_keys(self) -> npt.NDArray[np.int32]:
         hm = self._grid.hashmap()
@@ -269,11 +323,12 @@ class TsdfMap:
         hm = self._grid.hashmap()
         key_t = o3c.Tensor(np.ascontiguousarray(keys, dtype=np.int32), device=self._device)
         buf, found = hm.find(key_t)
-        buf = buf[found].to(o3c.int64)
-        for i in range(3):  # zeroed: Open3D hands these buffers to new blocks as they are
-            hm.value_tensor(i)[buf] = 0
+        buf = self._indices(buf[found])
+        for values in self._values(hm):  # zeroed: Open3D hands these buffers to new blocks
+            values[buf] = 0
         hm.erase(key_t)
         self.blocks_freed += int(keys.shape[0])
+        self._changed.append(np.asarray(keys, dtype=np.int32))
 
     # -- fusion ---------------------------------------------------------------------------
     def _image(self, array: npt.NDArray[Any]) -> Any:
@@ -345,6 +400,9 @@ class TsdfMap:
             keys = self._make_room(blocks, T[:3, 3])
             if keys is None:
                 return
+            self._changed.append(
+                np.asarray(keys.cpu().numpy(), dtype=np.int32).reshape(-1, 3)
+            )
             self._grid.integrate(
                 keys,
                 depth_img,
@@ -445,6 +503,75 @@ class TsdfMap:
             _colours_u8(colors, n),
         )
 
+    def extract_block_meshes(
+        self, owners: npt.NDArray[np.integer] | None = None
+    ) -> dict[tuple[int, int, int], BlockMesh]:
+        """Mesh the cubes that the blocks ``owners`` (``N x 3`` keys; None: all) own.
+
+        Returns one :class:`BlockMesh` per owner that is in the map (empty for an owner with no
+        surface; absent owners are left out). Together the blocks' triangles are exactly
+        :meth:`extract_mesh`'s: a cube belongs to the block of its lowest voxel, and a
+        triangle lies in its cube, so its centroid tells its owner. Only the owners and their
+        :data:`CUBE` neighbours are copied (under the lock, about a millisecond per 100
+        blocks); Open3D extracts from that copy without the lock, so integration goes on.
+        """
+        with self._lock:
+            active = self._active_keys()
+            wanted = active if owners is None else np.asarray(owners, np.int32).reshape(-1, 3)
+            wanted = wanted[np.isin(_encode(wanted), _encode(active))]
+            if wanted.shape[0] == 0:
+                return {}
+            needed = np.unique((wanted[:, None, :] + CUBE).reshape(-1, 3), axis=0)
+            needed = needed[np.isin(_encode(needed), _encode(active))]
+            grid = self._copy_blocks(np.ascontiguousarray(needed, dtype=np.int32))
+        out = {
+            (int(k[0]), int(k[1]), int(k[2])): BlockMesh(
+                (int(k[0]), int(k[1]), int(k[2])),
+                np.zeros((0, 3), np.float32),
+                np.zeros((0, 3), np.uint8),
+            )
+            for k in wanted
+        }
+        mesh = grid.extract_triangle_mesh(self.options.weight_threshold)
+        n = int(mesh.vertex.positions.shape[0])
+        if n == 0 or int(mesh.triangle.indices.shape[0]) == 0:
+            return out
+        vertices = np.asarray(mesh.vertex.positions.cpu().numpy(), dtype=np.float32)
+        triangles = np.asarray(mesh.triangle.indices.cpu().numpy(), dtype=np.int64)
+        colors = mesh.vertex.colors.cpu().numpy() if "colors" in mesh.vertex else None
+        corners = vertices[triangles]  # M x 3 x 3
+        voxel = np.floor(corners.mean(axis=1) / self.options.voxel_size).astype(np.int64)
+        owner = _encode(np.floor_divide(voxel, self.options.block_resolution))
+        keep = np.isin(owner, _encode(wanted))
+        order = np.argsort(owner[keep], kind="stable")
+        tri_owner = owner[keep][order]
+        tri_idx = triangles[keep][order]
+        corner_colors = _colours_u8(colors, n)[tri_idx]
+        corner_xyz = vertices[tri_idx]
+        codes, starts = np.unique(tri_owner, return_index=True)
+        ends = np.append(starts[1:], len(tri_owner))
+        for code, a, b in zip(codes, starts, ends):
+            key = _decode(int(code))
+            out[key] = BlockMesh(
+                key,
+                np.ascontiguousarray(corner_xyz[a:b].reshape(-1, 3)),
+                np.ascontiguousarray(corner_colors[a:b].reshape(-1, 3)),
+            )
+        return out
+
+    def _copy_blocks(self, keys: npt.NDArray[np.int32]) -> Any:
+        """A new grid holding copies of the (present) blocks ``keys``; call under the lock."""
+        o3c = self._o3c
+        grid = self._new_grid(max(1, int(keys.shape[0])))
+        key_t = o3c.Tensor(keys, device=self._device)
+        src, _ = self._grid.hashmap().find(key_t)
+        dst, _ = grid.hashmap().activate(key_t)
+        src_i, dst_i = self._indices(src), self._indices(dst)
+        sources, targets = self._values(self._grid.hashmap()), self._values(grid.hashmap())
+        for source, target in zip(sources, targets):
+            target[dst_i] = source[src_i]
+        return grid
+
     def extract_points(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8]]:
         """Surface points (``N x 3`` float32) and their colours (``N x 3`` uint8)."""
         with self._lock:
@@ -511,13 +638,24 @@ class TsdfMap:
             )
         hm.reserve(max(int(hm.size()), tsdf_map._initial_capacity()))
         tsdf_map._grid = grid
+        tsdf_map._changed, tsdf_map._changed_all = [], True
         return tsdf_map
 
 
-def _encode(keys: npt.NDArray[np.int32]) -> npt.NDArray[np.int64]:
+def _encode(keys: npt.NDArray[np.integer]) -> npt.NDArray[np.int64]:
     """One int64 per block key (21 bits per axis), for set operations."""
     k = keys.astype(np.int64) + (1 << 20)
     return np.asarray((k[:, 0] << 42) | (k[:, 1] << 21) | k[:, 2])
+
+
+def _decode(code: int) -> tuple[int, int, int]:
+    """The block key of an :func:`_encode` code."""
+    mask = (1 << 21) - 1
+    return (
+        ((code >> 42) & mask) - (1 << 20),
+        ((code >> 21) & mask) - (1 << 20),
+        (code & mask) - (1 << 20),
+    )
 
 
 def _colours_u8(colors: npt.NDArray[Any] | None, n: int) -> npt.NDArray[np.uint8]:

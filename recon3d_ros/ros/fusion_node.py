@@ -26,9 +26,13 @@ image), and a frame that has none then is counted as rejected (``no pose``) and 
 
 Threads: the callbacks only store messages (the newest depth frame in a one-element slot, so a
 frame the worker has not taken yet is replaced and counted as dropped: the map follows the
-newest data instead of falling behind). One worker thread integrates, and extracts and
-publishes the mesh and cloud when their rates say so, between frames. Map statistics for
-/diagnostics are copied by the worker, so the diagnostics timer never waits for the map.
+newest data instead of falling behind). One worker thread integrates; an output thread
+publishes the mesh and the cloud at their rates, only when a frame was fused (or the map
+reset) since the last one. The mesh is kept block by block
+(:class:`~recon3d_ros.reconstruction.meshing.IncrementalMesh`): an update re-meshes only the
+blocks fused into or freed since the last, copied out of the map in a few milliseconds, and
+Open3D releases the GIL while it extracts, so integration goes on meanwhile. Map statistics for
+/diagnostics are copied by the threads, so the diagnostics timer never waits for the map.
 
 Bad input never stops the node: each frame that cannot be used is dropped and its cause logged
 once per (topic, cause), then at most every 10 s, and counted in /diagnostics.
@@ -59,16 +63,20 @@ from visualization_msgs.msg import Marker
 from recon3d_ros.core.camera import PinholeCamera
 from recon3d_ros.errors import FrameRejected, Recon3dError
 from recon3d_ros.reconstruction.fusion import Reconstructor
+from recon3d_ros.reconstruction.meshing import IncrementalMesh
+from recon3d_ros.reconstruction.tsdf import BlockMesh
 from recon3d_ros.reconstruction.poses import PoseBuffer
 from recon3d_ros.ros import fusion_params as names
 from recon3d_ros.ros.conversions import (
     camera_from_info,
     depth_image_to_m,
     image_to_rgb,
-    mesh_to_marker_bytes,
+    marker_colors_bytes,
+    marker_points_bytes,
     points_to_cloud_msg,
     pose_to_matrix,
     stamp_to_ns,
+    triangle_list_marker_bytes,
 )
 from recon3d_ros.ros.diagnostics import FaultReporter
 from recon3d_ros.ros.fusion_params import FusionSettings, declare_all
@@ -144,6 +152,9 @@ class FusionNode(Node):
             s.map_options(), scale_mode="map" if s.scale_mode == "map" else "none"
         )
         self.map = self.reconstructor.map
+        self._mesher = IncrementalMesh(self.map)
+        # Each block's Marker payload (points, colours), serialized once per block mesh.
+        self._marker_parts: dict[tuple[int, int, int], tuple[BlockMesh, bytes, bytes]] = {}
         self._fuse_lock = threading.Lock()  # add_frame (worker) vs reset (service)
         self._extrinsic = s.extrinsic()
         opt = self.map.options
@@ -166,12 +177,13 @@ class FusionNode(Node):
         self._rejected: Counter[str] = Counter()  # by cause
         self._times = _StageTimes()
         self._map_stats: dict[str, float] = dict.fromkeys(
-            ("blocks", "bytes", "allocated", "triangles", "points"), 0
+            ("blocks", "bytes", "allocated", "triangles", "mesh_blocks", "points"), 0
         )
         self._dirty = False  # fused (or reset) since the last mesh / cloud
         self._mesh_due = 0.0
         self._points_due = 0.0
         self._points_dirty = False
+        self._camera_position: npt.NDArray[np.float64] | None = None  # of the last fused frame
         self._stop = threading.Event()
 
         in_qos = input_qos(s.input_qos_reliability, s.input_qos_depth)
@@ -223,7 +235,11 @@ class FusionNode(Node):
         )
         self._diag_timer = self.create_timer(s.diagnostics_period, self._publish_diagnostics)
         self._worker = threading.Thread(target=self._work, name="fusion_worker", daemon=True)
+        self._output = threading.Thread(
+            target=self._output_loop, name="fusion_output", daemon=True
+        )
         self._worker.start()
+        self._output.start()
 
     @property
     def settings(self) -> FusionSettings:
@@ -344,10 +360,9 @@ class FusionNode(Node):
                 pending, self._slot = self._slot, None
                 if pending is None:
                     self._cond.wait(timeout=0.05)
+                    continue
             try:
-                if pending is not None:
-                    self._process(pending)
-                self._publish_outputs()
+                self._process(pending)
             except FrameRejected as exc:
                 self._reject(exc)
             except Exception as exc:  # noqa: BLE001 - a bad frame must never kill the worker
@@ -358,6 +373,20 @@ class FusionNode(Node):
                     throttle_duration_sec=10.0,
                 )
                 self._count_rejected("unexpected error")
+
+    def _output_loop(self) -> None:
+        """Publish the mesh and the cloud at their rates (own thread: never waits for a frame)."""
+        while not self._stop.wait(0.01):
+            try:
+                self._publish_outputs()
+            except Exception as exc:  # noqa: BLE001 - a failed mesh must not stop the next
+                if self._stop.is_set() or not self.context.ok():
+                    return
+                self.get_logger().error(
+                    f"unexpected error publishing the mesh / cloud: {exc}\n"
+                    f"{traceback.format_exc()}",
+                    throttle_duration_sec=10.0,
+                )
 
     def _count_rejected(self, cause: str) -> None:
         with self._cond:
@@ -395,6 +424,8 @@ class FusionNode(Node):
                 self._counts["fused"] += 1
                 self._dirty = self._points_dirty = True
                 self._scale = outcome.scale
+                if outcome.pose is not None:
+                    self._camera_position = outcome.pose[:3, 3].copy()
         if not outcome.fused:
             key, _, detail = outcome.reason.partition(": ")
             raise FrameRejected(self.depth_topic, key.replace("_", " "), detail)
@@ -530,28 +561,53 @@ class FusionNode(Node):
         """Extract and publish the mesh / cloud when their rate allows and the map changed."""
         s, now = self._settings, time.monotonic()
         with self._cond:
+            # Taken before extracting: a frame fused meanwhile marks the map dirty again.
             mesh_due = s.mesh_rate > 0 and self._dirty and now >= self._mesh_due
             points_due = s.points_rate > 0 and self._points_dirty and now >= self._points_due
-        if mesh_due:
-            t0 = time.perf_counter()
-            mesh = self.map.extract_mesh()
-            data = mesh_to_marker_bytes(mesh.vertices, mesh.triangles, mesh.colors,
-                                        self._header())
-            self._mesh_pub.publish(data)
-            with self._cond:
+            if mesh_due:
                 self._dirty = False
                 self._mesh_due = now + 1.0 / s.mesh_rate
-                self._map_stats["triangles"] = len(mesh.triangles)
+            if points_due:
+                self._points_dirty = False
+                self._points_due = now + 1.0 / s.points_rate
+            near = self._camera_position
+        if mesh_due:
+            t0 = time.perf_counter()
+            self._mesher.update()
+            blocks = self._mesher.blocks(s.mesh_max_triangles, near)
+            t1 = time.perf_counter()
+            points, colors = self._marker_payload(blocks)
+            self._mesh_pub.publish(
+                triangle_list_marker_bytes(points, colors, self._header())
+            )
+            with self._cond:
+                self._map_stats["triangles"] = sum(b.triangle_count for b in blocks)
+                self._map_stats["mesh_blocks"] = self._mesher.blocks_meshed
+                self._times.add("mesh_extract", (t1 - t0) * 1e3)
                 self._times.add("mesh", (time.perf_counter() - t0) * 1e3)
         if points_due:
             t0 = time.perf_counter()
             points, colors = self.map.extract_points()
             self._points_pub.publish(points_to_cloud_msg(points, colors, self._header()))
             with self._cond:
-                self._points_dirty = False
-                self._points_due = now + 1.0 / s.points_rate
                 self._map_stats["points"] = len(points)
                 self._times.add("points", (time.perf_counter() - t0) * 1e3)
+
+    def _marker_payload(self, blocks: list[BlockMesh]) -> tuple[list[bytes], list[bytes]]:
+        """Marker points / colours pieces of ``blocks``, serializing only re-meshed blocks.
+
+        Serializing a 300k-triangle mesh took ~200 ms here, every time; per block, only the
+        few dozen blocks an update re-meshed are, and the message is one join of the rest.
+        """
+        parts = {}
+        for block in blocks:
+            cached = self._marker_parts.get(block.key)
+            if cached is None or cached[0] is not block:
+                cached = (block, marker_points_bytes(block.corners),
+                          marker_colors_bytes(block.colors))
+            parts[block.key] = cached
+        self._marker_parts = parts  # forgets freed blocks (and ones left out by the limit)
+        return [p[1] for p in parts.values()], [p[2] for p in parts.values()]
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
@@ -582,6 +638,7 @@ class FusionNode(Node):
             "map_allocated_mb": f"{stats['allocated'] / MIB:.1f}",
             "memory_budget_mb": f"{opt.memory_budget_mb:.1f}",
             "mesh_triangles": stats["triangles"],
+            "mesh_blocks_updated": stats["mesh_blocks"],
             "map_points": stats["points"],
             **times,
         }
@@ -604,12 +661,13 @@ class FusionNode(Node):
     # ------------------------------------------------------------------ shutdown
     def destroy_node(self) -> None:
         # rclpy's context clean-up also calls this on a node whose __init__ stopped half-way.
-        if hasattr(self, "_worker"):
+        if hasattr(self, "_output"):
             self._stop.set()
             with self._cond:
                 self._cond.notify_all()
-            if self._worker.is_alive() and threading.current_thread() is not self._worker:
-                self._worker.join(timeout=5.0)
+            for thread in (self._worker, self._output):
+                if thread.is_alive() and threading.current_thread() is not thread:
+                    thread.join(timeout=5.0)
         super().destroy_node()
 
 

@@ -193,9 +193,18 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "mesh_rate",
         1.0,
-        "Hz at which the mesh is extracted and published on 'mesh' (0 = only on save_map); "
-        "extraction pauses integration, so keep it low at small voxels.",
+        "Hz at which the mesh is published on 'mesh' when frames were fused since the last "
+        "one (0 = only on save_map); each update re-meshes only the blocks that changed, in "
+        "its own thread.",
         value_range=(0.0, 100.0),
+    ),
+    ParamSpec(
+        "mesh_max_triangles",
+        0,
+        "Most triangles in a 'mesh' message (0 = all): beyond it the blocks farthest from the "
+        "camera are left out of the message (not the map). A TRIANGLE_LIST Marker takes 120 "
+        "bytes per triangle (250k triangles: 30 MB per message).",
+        value_range=(0, 100_000_000),
     ),
     ParamSpec(
         "points_rate",
@@ -248,6 +257,7 @@ class FusionSettings:
     scale_mode: str
     use_color: bool
     mesh_rate: float
+    mesh_max_triangles: int
     points_rate: float
     save_directory: str
     input_qos_reliability: str

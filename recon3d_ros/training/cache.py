@@ -3,7 +3,9 @@
 A cache is a folder of shards; shard ``k`` holds ``shard_k.rgb.npy`` (N x H x W x 3 uint8),
 ``shard_k.depth.npy`` (N x H x W float16 metres, inf for sky) and ``shard_k.meta.npy``
 (N x 5 float64: seed, fx, fy, cx, cy). Shards are written whole and renamed into place, so a
-trainer can read a cache that is still growing.
+trainer can read a cache that is still growing. ``generator`` picks the renderer: the
+procedural primitives of :func:`recon3d_ros.synth.render_frame` or the furnished rooms of real
+models of :func:`recon3d_ros.synth.mesh_render.render_mesh_frame`; the shards are the same.
 """
 
 from __future__ import annotations
@@ -15,17 +17,35 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from recon3d_ros.errors import DatasetError
+from recon3d_ros.errors import ConfigError, DatasetError
 
-__all__ = ["render_shard", "build_cache", "SynthCache"]
+__all__ = ["GENERATORS", "render_shard", "build_cache", "SynthCache"]
+
+GENERATORS = ("procedural", "mesh")
+
+
+def _renderer(generator: str):
+    if generator == "procedural":
+        from recon3d_ros.synth import render_frame
+
+        return render_frame
+    if generator == "mesh":
+        from recon3d_ros.synth.mesh_render import render_mesh_frame
+
+        return render_mesh_frame
+    raise ConfigError(f"unknown synthetic generator {generator!r}; choose one of {GENERATORS}")
 
 
 def render_shard(
-    folder: str | Path, shard: int, seeds: list[int], width: int, height: int
+    folder: str | Path,
+    shard: int,
+    seeds: list[int],
+    width: int,
+    height: int,
+    generator: str = "procedural",
 ) -> Path:
     """Render ``seeds`` into shard number ``shard`` of ``folder`` (skipped when it exists)."""
-    from recon3d_ros.synth import render_frame
-
+    render_frame = _renderer(generator)
     folder = Path(folder)
     final = folder / f"shard_{shard:05d}.meta.npy"
     if final.exists():
@@ -56,14 +76,16 @@ def build_cache(
     height: int,
     shard_size: int = 250,
     workers: int = 1,
+    generator: str = "procedural",
 ) -> Path:
     """Render ``count`` frames (seeds from ``first_seed``) into ``folder`` with ``workers``."""
+    _renderer(generator)  # an unknown name fails here, not in a worker process
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     jobs = []
     for shard, start in enumerate(range(0, count, shard_size)):
         seeds = list(range(first_seed + start, first_seed + min(start + shard_size, count)))
-        jobs.append((folder, shard, seeds, width, height))
+        jobs.append((folder, shard, seeds, width, height, generator))
     if workers <= 1:
         for job in jobs:
             render_shard(*job)

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from recon3d_ros.core.camera import resize_image
 from recon3d_ros.core.model_config import IMAGENET_MEAN, IMAGENET_STD
+from recon3d_ros.errors import ConfigError, DatasetError
 
 __all__ = [
     "RawSample",
@@ -47,35 +48,70 @@ class SampleSource(Protocol):
 
 
 class SyntheticSource:
-    """Frames from a pre-rendered cache folder, or rendered from seeds when there is none."""
+    """Frames from pre-rendered cache folders, or rendered from seeds when there is none.
+
+    ``cache`` is one folder or several; with several, ``weights`` (one per folder) set the
+    share of samples each gives, whatever its size (default: in proportion to frame counts,
+    i.e. the folders simply concatenated).
+    """
 
     def __init__(
         self,
-        cache: str | Path | None = None,
+        cache: str | Path | Sequence[str | Path] | None = None,
         first_seed: int = 1_000_000,
         count: int = 10_000,
         width: int = 256,
         height: int = 192,
+        weights: Sequence[float] | None = None,
     ) -> None:
         self.name = "synthetic"
         self.first_seed, self.count, self.width, self.height = first_seed, count, width, height
         self.cache = None
-        if cache is not None:
+        self.caches: list = []
+        folders = [] if cache is None else [cache] if isinstance(cache, (str, Path)) else cache
+        if weights is not None:
+            if len(weights) != len(folders):
+                raise ConfigError(
+                    f"{len(weights)} synthetic cache weights for {len(folders)} caches: "
+                    "give one weight per --synth-cache"
+                )
+            if any(not np.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+                raise ConfigError(f"synthetic cache weights must be >= 0 and not all 0: {weights}")
+        self.weights = None if weights is None else [float(w) for w in weights]
+        if folders:
             from recon3d_ros.training.cache import SynthCache
 
-            self.cache = SynthCache(cache)
+            self.caches = [SynthCache(f) for f in folders]
+            self.cache = self.caches[0]
 
     def refresh(self) -> None:
-        if self.cache is not None:
-            self.cache.refresh()
+        for c in self.caches:
+            c.refresh()
 
     def __len__(self) -> int:
-        return len(self.cache) if self.cache is not None else self.count
+        return sum(len(c) for c in self.caches) if self.caches else self.count
+
+    def _locate(self, index: int) -> tuple[int, int]:
+        """Cache number and frame in it for a global ``index``."""
+        sizes = [len(c) for c in self.caches]
+        if self.weights is None or len(self.caches) == 1:
+            k = int(np.searchsorted(np.cumsum(sizes), index, side="right"))
+            return k, index - int(sum(sizes[:k]))
+        # Weighted: a low-discrepancy fraction of the index picks the cache, so uniformly drawn
+        # indices give each cache its weight's share; empty caches get none.
+        w = np.asarray([wt if n > 0 else 0.0 for wt, n in zip(self.weights, sizes)])
+        if w.sum() <= 0:
+            raise DatasetError("all weighted synthetic caches are empty")
+        frac = (index * 0.6180339887498949) % 1.0
+        k = int(np.searchsorted(np.cumsum(w) / w.sum(), frac, side="right"))
+        k = min(k, len(sizes) - 1)
+        return k, index % sizes[k]
 
     def get(self, index: int) -> RawSample:
-        if self.cache is not None:
-            rgb, depth, k = self.cache[index]
-            return RawSample(rgb, depth, tuple(float(v) for v in k))
+        if self.caches:
+            k, i = self._locate(index)
+            rgb, depth, intr = self.caches[k][i]
+            return RawSample(rgb, depth, tuple(float(v) for v in intr))
         from recon3d_ros.synth import render_frame
 
         f = render_frame(self.first_seed + index, self.width, self.height)

@@ -32,7 +32,8 @@ __all__ = ["TrainOptions", "train", "validate_synthetic", "render_validation_set
 class TrainOptions:
     out_dir: str = "runs/train"
     synthetic: bool = True
-    synth_cache: str | None = None
+    synth_cache: str | list[str] | None = None  # one cache folder or several, mixed
+    synth_weights: list[float] | None = None  # share of each of several caches
     synth_size: tuple[int, int] = (256, 192)  # rendered when there is no cache
     folders: list[str] = field(default_factory=list)
     folder_weight: float = 0.5  # share of real-folder samples when both kinds are used
@@ -187,7 +188,12 @@ def train(opts: TrainOptions) -> Path:
     sources, weights = [], []
     if opts.synthetic:
         sources.append(
-            SyntheticSource(opts.synth_cache, width=opts.synth_size[0], height=opts.synth_size[1])
+            SyntheticSource(
+                opts.synth_cache,
+                width=opts.synth_size[0],
+                height=opts.synth_size[1],
+                weights=opts.synth_weights,
+            )
         )
         weights.append(1.0 - (opts.folder_weight if opts.folders else 0.0))
     if opts.folders:
@@ -271,6 +277,7 @@ def train(opts: TrainOptions) -> Path:
     data_desc = {
         "synthetic": bool(opts.synthetic),
         "synth_cache": opts.synth_cache,
+        "synth_weights": opts.synth_weights,
         "folders": list(opts.folders),
         "crop": list(opts.crop),
         "augment": {"name": opts.augment, **asdict(aug)},
