@@ -306,6 +306,9 @@ def run_case(args: argparse.Namespace, width: int, height: int, setup: str,
             "rejected": round(delta("frames_rejected")),
             "lost_before_node": round(delta("frames_lost_before_node")),
             "cpu_percent": round(100.0 * (cpu1 - cpu0) / (wall1 - wall0), 1),
+            # The node's own split of its stamp-to-publish latency (medians over its last
+            # frames, from the last /diagnostics of the run: ros/diagnostics.LATENCY_STAGES).
+            "latency_p50_ms": _node_stages(diag),
         },
         "consumers": {
             "reliable": _consumer_figures(rel_window, args.seconds, delivered, len(sent)),
@@ -314,6 +317,16 @@ def run_case(args: argparse.Namespace, width: int, height: int, setup: str,
         "load_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "cpus": os.cpu_count(),
     }
+
+
+def _node_stages(diagnostics: Sequence[tuple[int, dict[str, str]]]) -> dict[str, float]:
+    if not diagnostics:
+        return {}
+    values = diagnostics[-1][1]
+    keys = {"total": "latency_p50_ms"} | {
+        stage: f"latency_{stage}_p50_ms" for stage in ("arrival", "wait", "network", "publish")
+    }
+    return {name: float(values[key]) for name, key in keys.items() if key in values}
 
 
 def markdown(rows: Sequence[dict[str, Any]]) -> str:

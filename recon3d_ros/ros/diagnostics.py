@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -31,6 +32,12 @@ __all__ = [
 
 #: WARN when images arrive this many times faster than depth is published.
 WARN_RATE_RATIO = 2.0
+#: The parts of a frame's stamp-to-publish latency, in order: ``arrival`` (image stamp to the
+#: node's callback: the driver, DDS and the executor), ``wait`` (callback to the network stage
+#: taking it: the previous frame still running, pairing with its CameraInfo), ``network``
+#: (decode, preprocess, inference, metric depth, filters) and ``publish`` (waiting for the
+#: publish stage, building and sending the messages).
+LATENCY_STAGES = ("arrival", "wait", "network", "publish")
 
 
 class RateMeter:
@@ -68,6 +75,8 @@ class StatsSnapshot:
     camera_info_rate_hz: float
     latency_ms: Mapping[str, float]  # p50/p90/p99 of (publish time - image stamp)
     inference_ms: float
+    # Median ms of each part of that latency (:data:`LATENCY_STAGES`), where recorded.
+    stage_ms: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
 class FrameStats:
@@ -79,6 +88,9 @@ class FrameStats:
         self._out = RateMeter(window_s)
         self._info = RateMeter(window_s)
         self._latencies: deque[float] = deque(maxlen=latency_window)
+        self._stages: dict[str, deque[float]] = {
+            name: deque(maxlen=latency_window) for name in LATENCY_STAGES
+        }
         self.frames_received = 0
         self.frames_published = 0
         self.frames_dropped = 0
@@ -104,12 +116,17 @@ class FrameStats:
         with self._lock:
             self.frames_rejected += 1
 
-    def frame_published(self, latency_s: float, inference_ms: float) -> None:
+    def frame_published(
+        self, latency_s: float, inference_ms: float, stages_ms: Mapping[str, float] | None = None
+    ) -> None:
+        """Count a published frame; ``stages_ms`` splits its latency (:data:`LATENCY_STAGES`)."""
         with self._lock:
             self.frames_published += 1
             self._out.tick(time.monotonic())
             self._latencies.append(latency_s * 1e3)
             self.inference_ms = inference_ms
+            for name, value in (stages_ms or {}).items():
+                self._stages[name].append(value)
 
     def snapshot(self) -> StatsSnapshot:
         now = time.monotonic()
@@ -127,6 +144,11 @@ class FrameStats:
                 camera_info_rate_hz=self._info.rate(now),
                 latency_ms=pct,
                 inference_ms=self.inference_ms,
+                stage_ms={
+                    name: float(np.median(np.asarray(values)))
+                    for name, values in self._stages.items()
+                    if values
+                },
             )
 
 
@@ -204,6 +226,9 @@ def build_status(
     for key in ("p50", "p90", "p99"):
         value = stats.latency_ms.get(key)
         values[f"latency_{key}_ms"] = "nan" if value is None else f"{value:.1f}"
+    for stage in LATENCY_STAGES:
+        if stage in stats.stage_ms:
+            values[f"latency_{stage}_p50_ms"] = f"{stats.stage_ms[stage]:.1f}"
     values.update(info)
     for (topic, cause), count in sorted(faults.items()):
         values[f"rejected[{topic}: {cause}]"] = str(count)

@@ -138,6 +138,7 @@ ImageMsg = Union[Image, CompressedImage]
 class _Pending:
     msg: ImageMsg
     stamp_ns: int
+    received_ns: int  # node clock when the callback had it
 
 
 @dataclass
@@ -147,7 +148,9 @@ class _Outgoing:
     header: Any
     result: FrameResult
     settings: NodeSettings  # the parameters the frame was processed with
-    stamp_ns: int
+    pending: _Pending
+    started_ns: int  # node clock when the network stage took the frame
+    handed_ns: int  # ... and when it handed it to the publish stage
 
 
 class DepthNode(Node):
@@ -308,7 +311,7 @@ class DepthNode(Node):
                 self._gaps.add(stamp_ns)
                 if self._slot is not None:
                     self._stats.frame_dropped()
-                self._slot = _Pending(msg, stamp_ns)
+                self._slot = _Pending(msg, stamp_ns, now_ns)
                 self._cond.notify()
             else:
                 self._gaps.note_rejected()
@@ -519,6 +522,7 @@ class DepthNode(Node):
         return camera
 
     def _process(self, pending: _Pending, info: CameraInfo) -> None:
+        started_ns = self.get_clock().now().nanoseconds
         s = self._settings
         msg = pending.msg
         rgb = self._decode(msg, s)
@@ -529,12 +533,21 @@ class DepthNode(Node):
             result = self.pipeline.process(rgb, camera, self._take_reference(), rectified)
         except CameraModelError as exc:
             raise FrameRejected(self.info_topic, "cannot rectify", str(exc)) from exc
-        self._outgoing.put(_Outgoing(msg.header, result, s, pending.stamp_ns))
+        handed_ns = self.get_clock().now().nanoseconds
+        self._outgoing.put(_Outgoing(msg.header, result, s, pending, started_ns, handed_ns))
 
     def _publish_frame(self, out: _Outgoing) -> None:
         self._publish(out.header, out.result, out.settings)
-        latency = (self.get_clock().now().nanoseconds - out.stamp_ns) / 1e9
-        self._stats.frame_published(latency, out.result.timings.inference_ms)
+        done_ns = self.get_clock().now().nanoseconds
+        p = out.pending
+        stages = {  # LATENCY_STAGES
+            "arrival": (p.received_ns - p.stamp_ns) / 1e6,
+            "wait": (out.started_ns - p.received_ns) / 1e6,
+            "network": (out.handed_ns - out.started_ns) / 1e6,
+            "publish": (done_ns - out.handed_ns) / 1e6,
+        }
+        latency = (done_ns - p.stamp_ns) / 1e9
+        self._stats.frame_published(latency, out.result.timings.inference_ms, stages)
 
     def _take_reference(self) -> ScaleReference | None:
         """Take the newest metric references (sparse scale mode): each serves one frame."""

@@ -54,6 +54,17 @@ def test_frame_stats_percentiles():
     assert snap.latency_ms["p99"] == pytest.approx(99.01)
 
 
+def test_frame_stats_split_the_latency_into_stages():
+    stats = FrameStats()
+    for i in range(1, 6):  # medians: arrival 3, wait 30, network 300; publish never recorded
+        stats.frame_published(0.5, 5.0, {"arrival": i, "wait": 10.0 * i, "network": 100.0 * i})
+    snap = stats.snapshot()
+    assert snap.stage_ms == {"arrival": 3.0, "wait": 30.0, "network": 300.0}
+    values = {kv.key: kv.value for kv in build_status("n", "cpu", snap, {}, "ci", {}).values}
+    assert values["latency_network_p50_ms"] == "300.0"
+    assert "latency_publish_p50_ms" not in values
+
+
 def _snap(**kw) -> StatsSnapshot:
     base = {
         "input_rate_hz": 10.0,
