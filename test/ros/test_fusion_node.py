@@ -306,3 +306,55 @@ def test_scale_mode_map_undoes_a_monocular_scale_drift(
     vertices = np.array([[p.x, p.y, p.z] for p in meshes.messages()[-1].points])
     assert np.median(nearest_distances(vertices, gt_points(frames, poses))) < VOXEL / 2
     assert node.stop() == 0
+
+
+def test_mesh_is_published_at_its_rate_while_integration_is_busy(
+    redwood: tuple[list[Any], list[np.ndarray]], ros: Any, msgs: Any, wait_for: Any,
+    start_fusion_node: Any,
+) -> None:
+    """The mesh has its own thread: a frame stuck waiting for its pose does not hold it back.
+
+    Frame 2 arrives without a pose and keeps the integration worker waiting pose_wait (8 s);
+    the mesh with frames 0 and 1 must come at mesh_rate meanwhile, not after the wait. Two more
+    frames during the wait: the first is replaced by the second and counted as dropped.
+    """
+    from diagnostic_msgs.msg import DiagnosticArray
+    from visualization_msgs.msg import Marker
+
+    frames, poses = redwood
+    node = start_fusion_node(
+        pose_source="pose", map_frame=MAP_FRAME, voxel_size=VOXEL, mesh_rate=1.0,
+        points_rate=0.0, input_qos_reliability="reliable", pose_wait=8.0,
+        diagnostics_period=0.2,
+    )
+    meshes = ros.collect(Marker, "mesh", latched())
+    diags = ros.collect(DiagnosticArray, "/diagnostics")
+    assert node.wait_for_output("subscribed to", 60), node.output()
+    sender = Sender(ros, msgs)
+    assert wait_for(lambda: sender.depth.get_subscription_count() > 0
+                    and sender.pose.get_subscription_count() > 0, 20), node.output()
+    t0 = time.time_ns()
+    sender.send(frames[0], poses[0], stamp_at(t0, 0.0))
+    assert wait_for(lambda: len(meshes.messages()) >= 1, 30), (diag_values(diags), node.output())
+    def vertices() -> np.ndarray:
+        return np.array([[q.x, q.y, q.z] for q in meshes.messages()[-1].points])
+
+    first = vertices()
+    assert len(first) > 0
+    sender.send(frames[1], poses[1], stamp_at(t0, 0.1))
+    assert wait_for(lambda: int(diag_values(diags).get("frames_fused", 0)) == 2, 30), \
+        node.output()
+    n_meshes = len(meshes.messages())
+    sender.send(frames[2], None, stamp_at(t0, 0.2))  # the worker now waits 8 s for its pose
+    assert wait_for(lambda: len(meshes.messages()) > n_meshes, 6), \
+        ("no mesh while the worker waited", diag_values(diags), node.output())
+    second = vertices()  # frames 0 and 1
+    assert second.shape != first.shape or not np.array_equal(second, first)
+    sender.send(frames[3], None, stamp_at(t0, 0.3))
+    sender.send(frames[4], None, stamp_at(t0, 0.4))
+    assert wait_for(lambda: diag_values(diags).get("frames_received") == "5", 10)
+    time.sleep(1.0)
+    values = diag_values(diags)
+    assert values["frames_rejected"] == "0", values  # still waiting for frame 2's pose
+    assert values["frames_dropped"] == "1", values  # frame 3, replaced by frame 4
+    assert node.stop() == 0, node.output()
