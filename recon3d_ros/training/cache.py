@@ -80,6 +80,10 @@ def build_cache(
 ) -> Path:
     """Render ``count`` frames (seeds from ``first_seed``) into ``folder`` with ``workers``."""
     _renderer(generator)  # an unknown name fails here, not in a worker process
+    if generator == "mesh":
+        from recon3d_ros.synth.mesh_render import default_assets
+
+        default_assets()  # converts the furniture once here, not in every worker at once
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     jobs = []
