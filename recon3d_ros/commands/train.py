@@ -17,6 +17,7 @@ import sys
 
 from recon3d_ros.commands.options import add_device_option, add_size_option
 from recon3d_ros.errors import ConfigError
+from recon3d_ros.training.cache import GENERATORS
 
 MIN_SIZE = 32  # unet_small downsamples to 1/32: a smaller input or crop has no pixel left there
 
@@ -114,6 +115,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--val-count", type=int, default=48, help="held-out synthetic validation frames"
     )
+    run.add_argument(
+        "--val-generators",
+        nargs="+",
+        default=["procedural"],
+        choices=GENERATORS,
+        metavar="GEN",
+        help="generators of the held-out frames (--val-count of each); the checkpoint is "
+        f"chosen on their mean AbsRel ({', '.join(GENERATORS)}; default: procedural)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress line")
 
 
@@ -160,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         init_from=args.init_from,
         val_count=args.val_count,
+        val_generators=tuple(args.val_generators),
         eval_folders=list(args.eval_data),
         max_minutes=args.max_minutes,
         command=(

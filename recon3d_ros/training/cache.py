@@ -19,12 +19,13 @@ import numpy.typing as npt
 
 from recon3d_ros.errors import ConfigError, DatasetError
 
-__all__ = ["GENERATORS", "render_shard", "build_cache", "SynthCache"]
+__all__ = ["GENERATORS", "renderer", "render_shard", "build_cache", "SynthCache"]
 
 GENERATORS = ("procedural", "mesh")
 
 
-def _renderer(generator: str):
+def renderer(generator: str):
+    """Return ``render_frame(seed, width, height)`` of ``generator`` (imported on demand)."""
     if generator == "procedural":
         from recon3d_ros.synth import render_frame
 
@@ -45,7 +46,7 @@ def render_shard(
     generator: str = "procedural",
 ) -> Path:
     """Render ``seeds`` into shard number ``shard`` of ``folder`` (skipped when it exists)."""
-    render_frame = _renderer(generator)
+    render_frame = renderer(generator)
     folder = Path(folder)
     final = folder / f"shard_{shard:05d}.meta.npy"
     if final.exists():
@@ -79,7 +80,7 @@ def build_cache(
     generator: str = "procedural",
 ) -> Path:
     """Render ``count`` frames (seeds from ``first_seed``) into ``folder`` with ``workers``."""
-    _renderer(generator)  # an unknown name fails here, not in a worker process
+    renderer(generator)  # an unknown name fails here, not in a worker process
     if generator == "mesh":
         from recon3d_ros.synth.mesh_render import default_assets
 

@@ -60,6 +60,9 @@ class TrainOptions:
     init_from: str | None = None  # start from another checkpoint's weights (fine-tuning)
     val_count: int = 48
     val_size: tuple[int, int] = (256, 192)
+    # Generators of the held-out frames (val_count of each, seeds 0..val_count-1); the
+    # checkpoint is chosen on their mean AbsRel. Give every generator the training mixes.
+    val_generators: tuple[str, ...] = ("procedural",)
     eval_folders: list[str] = field(
         default_factory=list
     )  # real folders scored each epoch (never trained on)
@@ -67,14 +70,22 @@ class TrainOptions:
     progress: bool = True
 
 
-def render_validation_set(count: int, width: int, height: int, cache_file: Path | None = None):
-    """Held-out synthetic frames (seeds 0..count-1; training seeds start at 1,000,000)."""
+def render_validation_set(
+    count: int,
+    width: int,
+    height: int,
+    cache_file: Path | None = None,
+    generator: str = "procedural",
+):
+    """Held-out synthetic frames of ``generator`` (seeds 0..count-1; training seeds start at
+    1,000,000 for the procedural generator and 2,000,000 for the mesh one)."""
     if cache_file is not None and cache_file.exists():
         data = np.load(cache_file)
         if len(data["rgb"]) == count and data["rgb"].shape[1:3] == (height, width):
             return data["rgb"], data["depth"], data["k"]
-    from recon3d_ros.synth import render_frame
+    from recon3d_ros.training.cache import renderer
 
+    render_frame = renderer(generator)
     frames = [render_frame(i, width, height) for i in range(count)]
     rgb = np.stack([f.rgb for f in frames])
     depth = np.stack([f.depth for f in frames]).astype(np.float32)
@@ -257,11 +268,14 @@ def train(opts: TrainOptions) -> Path:
         return opts.lr * warm * 0.5 * (1.0 + math.cos(math.pi * progress_at(s)))
 
     config = _model_config(opts)
-    val = None
+    vals: dict[str, Any] = {}
     if main:
-        val = render_validation_set(
-            opts.val_count, opts.val_size[0], opts.val_size[1], out / "val_synth.npz"
-        )
+        for gen in opts.val_generators:
+            # The procedural set keeps its old file name, so earlier runs' files are reused.
+            name = "val_synth.npz" if gen == "procedural" else f"val_synth_{gen}.npz"
+            vals[gen] = render_validation_set(
+                opts.val_count, opts.val_size[0], opts.val_size[1], out / name, gen
+            )
     eval_frames = []
     if main and opts.eval_folders:
         from recon3d_ros.evaluation.dataset import load_rgbd_folder
@@ -281,7 +295,8 @@ def train(opts: TrainOptions) -> Path:
         "folders": list(opts.folders),
         "crop": list(opts.crop),
         "augment": {"name": opts.augment, **asdict(aug)},
-        "val": f"{opts.val_count} synthetic frames, seeds 0..{opts.val_count - 1}",
+        "val": f"{opts.val_count} synthetic frames of each of {list(opts.val_generators)}, "
+        f"seeds 0..{opts.val_count - 1}",
     }
     t_start = time.monotonic()
 
@@ -349,9 +364,20 @@ def train(opts: TrainOptions) -> Path:
                     "time_s": round(elapsed_before + time.monotonic() - t_start, 1),
                     "synth_frames": len(sources[0]) if opts.synthetic else 0,
                 }
-                record["val_synth"] = validate_synthetic(
-                    model, val, opts.canonical_focal, opts.max_depth, device
-                )
+                by_gen = {
+                    gen: validate_synthetic(
+                        model, val, opts.canonical_focal, opts.max_depth, device
+                    )
+                    for gen, val in vals.items()
+                }
+                # Equal frame counts: the mean over generators is the mean over all frames.
+                record["val_synth"] = {
+                    key: float(np.mean([v[key] for v in by_gen.values() if key in v]))
+                    for key in ("abs_rel", "delta1", "rmse_log")
+                    if any(key in v for v in by_gen.values())
+                }
+                if len(by_gen) > 1:
+                    record["val_by_generator"] = by_gen
                 if eval_frames:
                     from recon3d_ros.evaluation.evaluate import evaluate_frames
                     from recon3d_ros.inference.pipeline import FramePipeline

@@ -100,3 +100,30 @@ def test_evaluation_during_training_runs_the_nodes_engine_on_the_saved_weights(t
     plain = load_checkpoint(train(_opts(tmp_path / "plain")))[0].state_dict()
     scored = load_checkpoint(out / "model.pt")[0].state_dict()
     assert all(torch.equal(plain[k], v) for k, v in scored.items())
+
+
+def test_validation_covers_every_generator_and_chooses_on_their_mean(tmp_path, monkeypatch):
+    import numpy as np
+
+    from recon3d_ros.core.camera import PinholeCamera
+    from recon3d_ros.synth import SynthFrame
+    from recon3d_ros.training import cache
+
+    real = cache.renderer
+
+    def wall(seed, width, height):  # stands in for the mesh generator: a flat wall at 3 m
+        cam = PinholeCamera.from_fov(width, height, 60.0)
+        grey = np.full((height, width, 3), 100 + seed, np.uint8)
+        return SynthFrame(grey, np.full((height, width), 3.0, np.float32), cam)
+
+    monkeypatch.setattr(cache, "renderer", lambda g: wall if g == "mesh" else real(g))
+    out = tmp_path / "run"
+    train(_opts(out, epochs=1, val_generators=("procedural", "mesh")))
+    record = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
+    by_gen = record["val_by_generator"]
+    assert set(by_gen) == {"procedural", "mesh"}
+    assert by_gen["procedural"]["abs_rel"] != by_gen["mesh"]["abs_rel"]
+    mean = (by_gen["procedural"]["abs_rel"] + by_gen["mesh"]["abs_rel"]) / 2
+    assert record["val_synth"]["abs_rel"] == pytest.approx(mean)
+    assert record["best_val_abs_rel"] == pytest.approx(mean)  # the choice is on the mean
+    assert (out / "val_synth_mesh.npz").exists()
