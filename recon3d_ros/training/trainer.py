@@ -77,8 +77,11 @@ def render_validation_set(
     cache_file: Path | None = None,
     generator: str = "procedural",
 ):
-    """Held-out synthetic frames of ``generator`` (seeds 0..count-1; training seeds start at
-    1,000,000 for the procedural generator and 2,000,000 for the mesh one)."""
+    """Render (or read back) the held-out synthetic frames of ``generator``.
+
+    Seeds 0..count-1; training seeds start at 1,000,000 for the procedural generator and at
+    2,000,000 for the mesh one.
+    """
     if cache_file is not None and cache_file.exists():
         data = np.load(cache_file)
         if len(data["rgb"]) == count and data["rgb"].shape[1:3] == (height, width):

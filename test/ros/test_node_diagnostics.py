@@ -70,8 +70,8 @@ def test_diagnostics_report_missing_camera_info_overload_and_lost_camera_info(
     p50, p90, p99 = (float(values[f"latency_p{p}_ms"]) for p in (50, 90, 99))
     assert 0.0 < p50 <= p90 <= p99 < 10_000.0
     # Where the latency goes: the model computes for about 0.2 s, so the network stage does.
-    stages = {k: float(values[f"latency_{k}_p50_ms"]) for k in ("arrival", "wait", "network",
-                                                               "publish")}
+    stage_names = ("arrival", "wait", "network", "publish")
+    stages = {k: float(values[f"latency_{k}_p50_ms"]) for k in stage_names}
     assert stages["network"] >= 150.0, stages
     assert all(0.0 <= v < stages["network"] for k, v in stages.items() if k != "network"), stages
     assert (
