@@ -1,4 +1,4 @@
-"""Static typing: mypy, strict, over the ROS-free layers (core, inference, models).
+"""Static typing: mypy, strict, over the ROS-free layers (core ... reconstruction).
 
 The packages and the strictness are set in setup.cfg ``[mypy]``, so a plain ``mypy`` in the
 repository gives the same result as this test. Its cache lives in ``.mypy_cache`` (ignored by

@@ -413,7 +413,7 @@ def array_to_image_fields(
     _check_size(width, height)
     native = np.ascontiguousarray(arr, dtype=dt.newbyteorder("="))
     return ImageFields(
-        data=native.tobytes() if copy else memoryview(native).cast("B"),
+        data=native.tobytes() if copy else native.data.cast("B"),
         encoding=encoding,
         width=int(width),
         height=int(height),

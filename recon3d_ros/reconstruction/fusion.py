@@ -27,7 +27,12 @@ import numpy.typing as npt
 
 from recon3d_ros.core.camera import PinholeCamera
 from recon3d_ros.errors import ConfigError, ReconstructionError
-from recon3d_ros.reconstruction.odometry import OdometryOptions, estimate_motion
+from recon3d_ros.reconstruction.odometry import (
+    estimate_motion_between,
+    OdometryFrame,
+    OdometryOptions,
+    prepare_frame,
+)
 from recon3d_ros.reconstruction.scale import consistent_scale
 from recon3d_ros.reconstruction.tsdf import MapOptions, TsdfMap, check_pose
 
@@ -58,8 +63,9 @@ class FrameOutcome:
 
 @dataclass
 class _Previous:
-    rgb: npt.NDArray[np.uint8]
-    depth: npt.NDArray[np.float32]
+    # Its odometry features, computed when it was the current frame and kept for the next
+    # pair (ORB and the small images once per frame, not twice).
+    features: OdometryFrame
     pose: npt.NDArray[np.float64]
     camera: PinholeCamera
 
@@ -150,10 +156,11 @@ class Reconstructor:
                 return self._reject(
                     "no_valid_depth", "the depth image has no valid pixel", outcome
                 )
+        current: tuple[OdometryFrame, float] | None = None  # features and their depth scale
         if pose is not None:
             T = check_pose(pose)
         elif self.odometry:
-            estimated = self._estimate_pose(rgb, d, camera, outcome)
+            estimated, current = self._estimate_pose(rgb, d, camera, outcome)
             if estimated is None:
                 return outcome
             T = estimated
@@ -177,8 +184,14 @@ class Reconstructor:
             self._measure_render_offset(d, camera, T)
             outcome.timings["scale_ms"] += (time.perf_counter() - t) * 1e3
         if self.odometry:
-            grey = np.full(d.shape + (3,), 128, np.uint8) if rgb is None else np.asarray(rgb)
-            self._previous = _Previous(grey, d, T, camera)
+            if current is None:
+                grey = np.full(d.shape + (3,), 128, np.uint8) if rgb is None else np.asarray(rgb)
+                features = prepare_frame(grey, d, camera, self.odometry_options)
+            elif current[1] == scale:  # its depth is d already
+                features = current[0]
+            else:  # the map rescaled this frame after the odometry: keep its features
+                features = current[0].with_depth(d, self.odometry_options)
+            self._previous = _Previous(features, T, camera)
         self._fused += 1
         self._scales.append(scale)
         outcome.fused = True
@@ -190,31 +203,35 @@ class Reconstructor:
         depth: npt.NDArray[np.float32],
         camera: PinholeCamera,
         outcome: FrameOutcome,
-    ) -> npt.NDArray[np.float64] | None:
+    ) -> tuple[npt.NDArray[np.float64] | None, tuple[OdometryFrame, float] | None]:
+        """Return the pose (None: rejected) and this frame's features with their depth scale."""
         prev = self._previous
         if prev is None:
             if self.map.block_count == 0:
-                return np.eye(4)  # the first frame defines the world frame
+                return np.eye(4), None  # the first frame defines the world frame
             self._reject("no_pose", "odometry has no previous frame since the reset", outcome)
-            return None
+            return None, None
         if rgb is None:
             self._reject("no_image", "odometry needs the colour image", outcome)
-            return None
+            return None, None
         if _intrinsics(prev.camera) != _intrinsics(camera):
             self._reject("camera_changed", "the camera differs from the previous frame's", outcome)
-            return None
+            return None, None
         t = time.perf_counter()
         # The previous depth is stored at the map's scale: bring this one there first.
-        result = estimate_motion(
-            prev.rgb, prev.depth, np.asarray(rgb), depth * np.float32(self._last_scale), camera,
-            init=self._last_motion, options=self.odometry_options,
+        scale = self._last_scale
+        current = prepare_frame(
+            np.asarray(rgb), depth * np.float32(scale), camera, self.odometry_options
+        )
+        result = estimate_motion_between(
+            prev.features, current, init=self._last_motion, options=self.odometry_options
         )
         outcome.timings["odometry_ms"] = (time.perf_counter() - t) * 1e3
         if not result.ok:
             self._reject("odometry_rejected", result.reason, outcome)
-            return None
+            return None, None
         self._last_motion = result.pose
-        return np.asarray(prev.pose @ result.pose)
+        return np.asarray(prev.pose @ result.pose), (current, scale)
 
     def _small(
         self, depth: npt.NDArray[np.float32], camera: PinholeCamera

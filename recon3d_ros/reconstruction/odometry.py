@@ -7,6 +7,12 @@ Open3D's tensor RGB-D odometry (hybrid photometric + geometric, multi-scale) at 
 frames that do not overlap), so a pair is accepted only with enough PnP inliers and a high enough
 :func:`overlap_fitness`: the share of the second frame's pixels that, moved into the first
 frame, land on the same surface (depth within ``max(3 cm, 3 %)``) with the same brightness.
+
+In a sequence each frame is the current frame of one pair and the previous of the next:
+:func:`prepare_frame` computes what depends on one frame only (grey image, ORB keypoints and
+descriptors, the refinement's small images) once, and :func:`estimate_motion_between` uses it
+for both pairs. :func:`estimate_motion` prepares both frames of a single pair; the result is
+the same either way.
 """
 
 from __future__ import annotations
@@ -22,7 +28,15 @@ from recon3d_ros.errors import ReconstructionError
 from recon3d_ros.reconstruction._open3d import open3d
 from recon3d_ros.reconstruction.tsdf import check_pose
 
-__all__ = ["OdometryOptions", "OdometryResult", "estimate_motion", "overlap_fitness"]
+__all__ = [
+    "OdometryFrame",
+    "OdometryOptions",
+    "OdometryResult",
+    "estimate_motion",
+    "estimate_motion_between",
+    "overlap_fitness",
+    "prepare_frame",
+]
 
 
 @dataclass(frozen=True)
@@ -65,36 +79,108 @@ def _grey(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     return np.asarray(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY))
 
 
-def _pnp(
-    grey0: npt.NDArray[np.uint8],
-    depth0: npt.NDArray[np.float32],
-    grey1: npt.NDArray[np.uint8],
+@dataclass
+class OdometryFrame:
+    """One frame's odometry inputs, computed once by :func:`prepare_frame`.
+
+    ``uv`` are the ORB keypoints in full-resolution pixels (``N x 2``), ``descriptors`` their
+    ORB descriptors (None without keypoints); ``small_rgb`` / ``small_depth`` the images the
+    Open3D refinement runs on (``refine_width`` wide, depth NaN -> 0).
+    """
+
+    camera: PinholeCamera
+    depth: npt.NDArray[np.float32]
+    grey: npt.NDArray[np.uint8]
+    uv: npt.NDArray[np.float64]
+    descriptors: npt.NDArray[np.uint8] | None
+    small_rgb: npt.NDArray[np.uint8]
+    small_depth: npt.NDArray[np.float32]
+
+    def with_depth(
+        self, depth: npt.NDArray[np.floating], options: OdometryOptions | None = None
+    ) -> "OdometryFrame":
+        """Return the same frame with another depth (e.g. rescaled), keeping its features."""
+        opt = options or OdometryOptions()
+        d = np.asarray(depth, dtype=np.float32)
+        _check_shape("depth", d.shape, (self.camera.height, self.camera.width))
+        return OdometryFrame(
+            self.camera, d, self.grey, self.uv, self.descriptors, self.small_rgb,
+            _small_depth(d, self.camera, opt),
+        )
+
+
+def _check_shape(name: str, shape: tuple[int, ...], expected: tuple[int, ...]) -> None:
+    if shape != expected:
+        raise ReconstructionError(f"{name} is {shape}, expected {expected} (the camera's)")
+
+
+def _refine_size(camera: PinholeCamera, options: OdometryOptions) -> tuple[int, int]:
+    scale = options.refine_width / camera.width
+    return options.refine_width, max(1, int(round(camera.height * scale)))
+
+
+def _small_depth(
+    depth: npt.NDArray[np.float32], camera: PinholeCamera, options: OdometryOptions
+) -> npt.NDArray[np.float32]:
+    import cv2
+
+    # Resized first, then NaN -> 0 on the small image (nearest keeps NaN as it is).
+    d = cv2.resize(depth, _refine_size(camera, options), interpolation=cv2.INTER_NEAREST)
+    return np.ascontiguousarray(np.nan_to_num(d, nan=0.0), dtype=np.float32)
+
+
+def prepare_frame(
+    rgb: npt.NDArray[np.uint8],
+    depth: npt.NDArray[np.floating],
     camera: PinholeCamera,
-    options: OdometryOptions,
+    options: OdometryOptions | None = None,
+) -> OdometryFrame:
+    """Compute one frame's odometry inputs (see :class:`OdometryFrame`)."""
+    import cv2
+
+    opt = options or OdometryOptions()
+    shape = (camera.height, camera.width)
+    _check_shape("depth", np.asarray(depth).shape, shape)
+    _check_shape("rgb", np.asarray(rgb).shape, shape + (3,))
+    d = np.asarray(depth, dtype=np.float32)
+    grey = _grey(rgb)
+    # Features on a smaller image when orb_width says so: ORB's cost is per pixel, and the
+    # Open3D refinement, not the features, sets the final accuracy.
+    factor = min(1.0, opt.orb_width / camera.width)
+    small_grey = grey
+    if factor < 1.0:
+        size = (opt.orb_width, max(1, int(round(camera.height * factor))))
+        small_grey = np.asarray(cv2.resize(grey, size, interpolation=cv2.INTER_AREA), np.uint8)
+    orb = cv2.ORB_create(  # type: ignore[attr-defined]
+        nfeatures=opt.orb_features, nlevels=opt.orb_levels
+    )
+    keypoints, descriptors = orb.detectAndCompute(small_grey, None)
+    # Back to full-resolution pixels (pixel centres: (u + 0.5) / factor - 0.5).
+    uv = (np.array([k.pt for k in keypoints], np.float64).reshape(-1, 2) + 0.5) / factor - 0.5
+    small_rgb = np.ascontiguousarray(
+        cv2.resize(np.ascontiguousarray(rgb), _refine_size(camera, opt),
+                   interpolation=cv2.INTER_AREA),
+        dtype=np.uint8,
+    )
+    return OdometryFrame(camera, d, grey, uv, descriptors, small_rgb,
+                         _small_depth(d, camera, opt))
+
+
+def _pnp(
+    frame0: OdometryFrame, frame1: OdometryFrame, options: OdometryOptions
 ) -> tuple[npt.NDArray[np.float64] | None, int]:
     """``(T_prev_curr, inliers)`` from ORB + PnP RANSAC, or ``(None, inliers)``."""
     import cv2
 
-    # Features on a smaller image: ORB's cost is per pixel, and the Open3D refinement, not
-    # the features, sets the final accuracy.
-    factor = min(1.0, options.orb_width / camera.width)
-    if factor < 1.0:
-        size = (options.orb_width, max(1, int(round(camera.height * factor))))
-        grey0 = np.asarray(cv2.resize(grey0, size, interpolation=cv2.INTER_AREA), np.uint8)
-        grey1 = np.asarray(cv2.resize(grey1, size, interpolation=cv2.INTER_AREA), np.uint8)
-    orb = cv2.ORB_create(  # type: ignore[attr-defined]
-        nfeatures=options.orb_features, nlevels=options.orb_levels
-    )
-    kp0, des0 = orb.detectAndCompute(grey0, None)
-    kp1, des1 = orb.detectAndCompute(grey1, None)
-    if des0 is None or des1 is None or len(kp0) < 6 or len(kp1) < 6:
+    camera, depth0 = frame0.camera, frame0.depth
+    des0, des1 = frame0.descriptors, frame1.descriptors
+    if des0 is None or des1 is None or len(frame0.uv) < 6 or len(frame1.uv) < 6:
         return None, 0
     matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(des0, des1)
     if len(matches) < 6:
         return None, 0
-    # Back to full-resolution pixels (pixel centres: (u + 0.5) / factor - 0.5).
-    uv0 = (np.array([kp0[m.queryIdx].pt for m in matches], np.float64) + 0.5) / factor - 0.5
-    uv1 = (np.array([kp1[m.trainIdx].pt for m in matches], np.float64) + 0.5) / factor - 0.5
+    uv0 = frame0.uv[np.array([m.queryIdx for m in matches], np.int64)]
+    uv1 = frame1.uv[np.array([m.trainIdx for m in matches], np.int64)]
     col = np.clip(np.rint(uv0[:, 0]).astype(int), 0, camera.width - 1)
     row = np.clip(np.rint(uv0[:, 1]).astype(int), 0, camera.height - 1)
     z = depth0[row, col].astype(np.float64)
@@ -166,30 +252,19 @@ def overlap_fitness(
 
 
 def _refine(
-    rgb0: npt.NDArray[np.uint8],
-    depth0: npt.NDArray[np.float32],
-    rgb1: npt.NDArray[np.uint8],
-    depth1: npt.NDArray[np.float32],
-    camera: PinholeCamera,
+    frame0: OdometryFrame,
+    frame1: OdometryFrame,
     init: npt.NDArray[np.float64],
     options: OdometryOptions,
 ) -> npt.NDArray[np.float64]:
-    import cv2
-
     o3d = open3d()
     o3c = o3d.core
-    scale = options.refine_width / camera.width
-    w, h = options.refine_width, max(1, int(round(camera.height * scale)))
-    small = camera.resized(w, h)
+    small = frame0.camera.resized(*_refine_size(frame0.camera, options))
 
-    def rgbd(rgb: npt.NDArray[np.uint8], depth: npt.NDArray[np.float32]) -> object:
-        # Resized first, then NaN -> 0 on the small image (nearest keeps NaN as it is).
-        colour = np.ascontiguousarray(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA))
-        d = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST)
-        d = np.ascontiguousarray(np.nan_to_num(d, nan=0.0), dtype=np.float32)
+    def rgbd(frame: OdometryFrame) -> object:
         return o3d.t.geometry.RGBDImage(
-            o3d.t.geometry.Image(o3c.Tensor.from_numpy(colour)),
-            o3d.t.geometry.Image(o3c.Tensor.from_numpy(d)),
+            o3d.t.geometry.Image(o3c.Tensor.from_numpy(frame.small_rgb)),
+            o3d.t.geometry.Image(o3c.Tensor.from_numpy(frame.small_depth)),
         )
 
     K = o3c.Tensor(
@@ -199,7 +274,7 @@ def _refine(
         o3d.t.pipelines.odometry.OdometryConvergenceCriteria(n) for n in options.refine_iterations
     ]
     result = o3d.t.pipelines.odometry.rgbd_odometry_multi_scale(
-        rgbd(rgb1, depth1), rgbd(rgb0, depth0), K, o3c.Tensor(init, o3c.float64), 1.0,
+        rgbd(frame1), rgbd(frame0), K, o3c.Tensor(init, o3c.float64), 1.0,
         options.depth_max, criteria, o3d.t.pipelines.odometry.Method.Hybrid,
     )
     T = np.asarray(result.transformation.numpy(), dtype=np.float64)
@@ -228,17 +303,37 @@ def estimate_motion(
     for name, c in (("rgb0", rgb0), ("rgb1", rgb1)):
         if np.asarray(c).shape != shape + (3,):
             raise ReconstructionError(f"{name} is {np.asarray(c).shape}, expected {shape + (3,)}")
-    d0 = np.asarray(depth0, dtype=np.float32)
-    d1 = np.asarray(depth1, dtype=np.float32)
-    g0, g1 = _grey(rgb0), _grey(rgb1)
+    t = time.perf_counter()
+    frame0 = prepare_frame(rgb0, depth0, camera, opt)
+    frame1 = prepare_frame(rgb1, depth1, camera, opt)
+    prepare_ms = (time.perf_counter() - t) * 1e3
+    result = estimate_motion_between(frame0, frame1, init, opt)
+    result.timings["prepare_ms"] = prepare_ms
+    return result
+
+
+def estimate_motion_between(
+    frame0: OdometryFrame,
+    frame1: OdometryFrame,
+    init: npt.NDArray[np.floating] | None = None,
+    options: OdometryOptions | None = None,
+) -> OdometryResult:
+    """:func:`estimate_motion` of two :func:`prepare_frame` frames (same camera)."""
+    opt = options or OdometryOptions()
+    camera = frame0.camera
+    if frame1.depth.shape != frame0.depth.shape:
+        raise ReconstructionError(
+            f"the frames differ in size: {frame0.depth.shape} and {frame1.depth.shape}"
+        )
+    d0, d1, g0, g1 = frame0.depth, frame1.depth, frame0.grey, frame1.grey
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    T_pnp, inliers = _pnp(g0, d0, g1, camera, opt)
+    T_pnp, inliers = _pnp(frame0, frame1, opt)
     timings["pnp_ms"] = (time.perf_counter() - t) * 1e3
     start = T_pnp if T_pnp is not None else (np.eye(4) if init is None else check_pose(init))
     t = time.perf_counter()
     try:
-        T = _refine(rgb0, d0, rgb1, d1, camera, start, opt)
+        T = _refine(frame0, frame1, start, opt)
     except RuntimeError:  # Open3D gives up on frames with too few valid pixels
         T = start
     timings["refine_ms"] = (time.perf_counter() - t) * 1e3

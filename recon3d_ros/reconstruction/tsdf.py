@@ -290,7 +290,7 @@ class TsdfMap:
         return np.asarray(np.unique(np.concatenate(changed), axis=0), dtype=np.int32)
 
     def _values(self, hm: Any) -> list[Any]:
-        """The grid's tsdf, weight and colour buffers: numpy views on the CPU.
+        """Return the grid's tsdf, weight and colour buffers: numpy views on the CPU.
 
         Open3D's own tensor indexing took 5-17 ms per buffer for 20 blocks here, numpy on a
         view of the same memory 0.2 ms; on CUDA the Open3D tensors themselves.
@@ -328,7 +328,17 @@ class TsdfMap:
             values[buf] = 0
         hm.erase(key_t)
         self.blocks_freed += int(keys.shape[0])
-        self._changed.append(np.asarray(keys, dtype=np.int32))
+        self._note_changed(np.asarray(keys, dtype=np.int32))
+
+    def _note_changed(self, keys: npt.NDArray[np.int32]) -> None:
+        """Remember blocks for :meth:`take_changes`, bounded when nobody takes them."""
+        self._changed.append(keys)
+        if len(self._changed) > 64:  # a map nobody meshes incrementally (recon3d reconstruct)
+            merged = np.unique(np.concatenate(self._changed), axis=0)
+            if merged.shape[0] > self.options.max_blocks:
+                self._changed, self._changed_all = [], True  # then meshing all is as cheap
+            else:
+                self._changed = [merged]
 
     # -- fusion ---------------------------------------------------------------------------
     def _image(self, array: npt.NDArray[Any]) -> Any:
@@ -400,9 +410,7 @@ class TsdfMap:
             keys = self._make_room(blocks, T[:3, 3])
             if keys is None:
                 return
-            self._changed.append(
-                np.asarray(keys.cpu().numpy(), dtype=np.int32).reshape(-1, 3)
-            )
+            self._note_changed(np.asarray(keys.cpu().numpy(), dtype=np.int32).reshape(-1, 3))
             self._grid.integrate(
                 keys,
                 depth_img,
@@ -560,7 +568,7 @@ class TsdfMap:
         return out
 
     def _copy_blocks(self, keys: npt.NDArray[np.int32]) -> Any:
-        """A new grid holding copies of the (present) blocks ``keys``; call under the lock."""
+        """Return a new grid holding copies of the (present) blocks ``keys`` (under the lock)."""
         o3c = self._o3c
         grid = self._new_grid(max(1, int(keys.shape[0])))
         key_t = o3c.Tensor(keys, device=self._device)
@@ -649,7 +657,7 @@ def _encode(keys: npt.NDArray[np.integer]) -> npt.NDArray[np.int64]:
 
 
 def _decode(code: int) -> tuple[int, int, int]:
-    """The block key of an :func:`_encode` code."""
+    """Return the block key of an :func:`_encode` code."""
     mask = (1 << 21) - 1
     return (
         ((code >> 42) & mask) - (1 << 20),

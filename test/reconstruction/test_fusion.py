@@ -93,3 +93,48 @@ def test_map_scale_mode_undoes_a_0_8x_frame(redwood: PosedFrames) -> None:
 def test_bad_scale_mode_is_refused() -> None:
     with pytest.raises(ConfigError, match="scale_mode"):
         Reconstructor(OPTIONS, scale_mode="sparse")  # type: ignore[arg-type]
+
+
+def test_odometry_computes_each_frames_features_once_with_the_same_poses(
+    redwood: PosedFrames, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each frame is 'current' for one pair and 'previous' for the next: ORB runs once on it.
+
+    The poses must be those of the uncached path: estimate_motion on each consecutive pair
+    (both frames from scratch), chained with the last motion as the next guess.
+    """
+    import cv2
+
+    from recon3d_ros.reconstruction.odometry import estimate_motion
+
+    frames = redwood.frames
+    expected = [np.eye(4)]
+    last = None
+    for a, b in zip(frames, frames[1:]):
+        result = estimate_motion(a.rgb, a.depth_m, b.rgb, b.depth_m, a.camera, init=last)
+        assert result.ok, result.reason
+        last = result.pose
+        expected.append(expected[-1] @ result.pose)
+
+    calls: list[int] = []
+    orb_create = cv2.ORB_create
+
+    class CountingOrb:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            self._orb = orb_create(*args, **kwargs)
+
+        def detectAndCompute(self, *args: object) -> object:  # noqa: N802 - OpenCV's name
+            calls.append(1)
+            return self._orb.detectAndCompute(*args)
+
+    monkeypatch.setattr(cv2, "ORB_create", CountingOrb)
+    rec = Reconstructor(MapOptions(voxel_size=0.05), odometry=True)
+    poses = []
+    for f in frames:
+        outcome = rec.add_frame(f.rgb, f.depth_m, f.camera, None)
+        assert outcome.fused, outcome.reason
+        poses.append(outcome.pose)
+    assert len(calls) == len(frames)  # not 2 per pair
+    for got, want in zip(poses, expected):
+        # Open3D's multi-threaded refinement differs by ~5e-6 between two identical calls.
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)

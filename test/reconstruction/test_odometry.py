@@ -70,3 +70,22 @@ def test_identical_frames_give_identity(redwood: PosedFrames) -> None:
     assert result.ok and result.fitness > 0.9
     t, deg = pose_error(result.pose, np.eye(4))
     assert t < 0.002 and deg < 0.1
+
+
+def test_prepared_frames_give_estimate_motions_result(redwood: PosedFrames) -> None:
+    from recon3d_ros.reconstruction.odometry import estimate_motion_between, prepare_frame
+
+    a, b = redwood.frames[1], redwood.frames[2]
+    direct = estimate_motion(a.rgb, a.depth_m, b.rgb, b.depth_m, a.camera)
+    fa, fb = (prepare_frame(f.rgb, f.depth_m, f.camera) for f in (a, b))
+    prepared = estimate_motion_between(fa, fb)
+    assert direct.ok and prepared.ok
+    # Open3D's multi-threaded refinement differs by ~5e-6 between two identical calls.
+    np.testing.assert_allclose(prepared.pose, direct.pose, rtol=0, atol=1e-4)
+    assert prepared.inliers == direct.inliers  # PnP on the same features
+    assert prepared.fitness == pytest.approx(direct.fitness, abs=0.01)
+    # A rescaled depth keeps the features and recomputes only the depth-dependent part.
+    half = estimate_motion_between(fa.with_depth(a.depth_m * 0.5), fb.with_depth(b.depth_m * 0.5))
+    again = estimate_motion(a.rgb, a.depth_m * 0.5, b.rgb, b.depth_m * 0.5, a.camera)
+    np.testing.assert_allclose(half.pose, again.pose, rtol=0, atol=1e-4)
+    assert half.inliers == again.inliers

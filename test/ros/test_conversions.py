@@ -490,6 +490,46 @@ def test_mesh_marker_bytes_without_colours_or_triangles():
         mesh_to_marker_bytes(vertices[:3], triangles, None, Header())
 
 
+def test_triangle_list_marker_from_pieces_reads_back_as_the_marker():
+    from geometry_msgs.msg import Point
+    from rclpy.serialization import deserialize_message
+    from std_msgs.msg import ColorRGBA
+    from visualization_msgs.msg import Marker
+
+    from recon3d_ros.ros.conversions import (
+        marker_colors_bytes,
+        marker_points_bytes,
+        triangle_list_marker_bytes,
+    )
+
+    vertices, triangles, colors = _tetrahedron()
+    corners, rgb = vertices[triangles].reshape(-1, 3), colors[triangles].reshape(-1, 3)
+    header = Header(frame_id="map")
+    header.stamp.sec, header.stamp.nanosec = 3, 4
+    # The reference: the same Marker built field by field (rclpy reads ours back; bytes are
+    # not compared: CDR padding bytes are unspecified).
+    expected = Marker(header=header, ns="mesh", id=0, type=Marker.TRIANGLE_LIST,
+                      action=Marker.ADD)
+    expected.pose.orientation.w = 1.0
+    expected.scale.x = expected.scale.y = expected.scale.z = 1.0
+    grey = float(np.float32(0.7))  # float32 on the wire
+    expected.color = ColorRGBA(r=grey, g=grey, b=grey, a=1.0)
+    expected.points = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in corners]
+    expected.colors = [ColorRGBA(r=float(np.float32(r) / np.float32(255)),
+                                 g=float(np.float32(g) / np.float32(255)),
+                                 b=float(np.float32(b) / np.float32(255)), a=1.0)
+                       for r, g, b in rgb]
+    pieces = ([marker_points_bytes(corners[:6]), marker_points_bytes(corners[6:])],
+              [marker_colors_bytes(rgb[:6]), marker_colors_bytes(rgb[6:])])
+    assert deserialize_message(triangle_list_marker_bytes(*pieces, header), Marker) == expected
+    expected.points, expected.colors = [], []
+    assert deserialize_message(triangle_list_marker_bytes([], None, header), Marker) == expected
+    with pytest.raises(EncodingError, match="3 points per triangle"):
+        triangle_list_marker_bytes([marker_points_bytes(corners[:4])], None, header)
+    with pytest.raises(EncodingError, match="colours"):
+        triangle_list_marker_bytes(pieces[0], pieces[1][:1], header)
+
+
 def test_points_to_cloud_msg_packs_xyz_and_rgb_like_the_depth_node():
     from recon3d_ros.ros.conversions import points_to_cloud_msg
 
