@@ -119,7 +119,8 @@ PARAMS: tuple[ParamSpec, ...] = (
         "pose_wait",
         0.5,
         "Longest time in seconds a depth frame waits for its pose (odometry and TF arrive "
-        "after the image) before it is rejected; a newer depth frame ends the wait.",
+        "after the image) before it is rejected; frames arriving meanwhile replace each "
+        "other in the one-frame input slot (counted as dropped).",
         value_range=(0.0, 10.0),
     ),
     ParamSpec(
