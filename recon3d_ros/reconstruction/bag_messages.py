@@ -9,7 +9,6 @@ byte for byte what the node publishes.
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recon3d_ros.core.camera import PinholeCamera
+from recon3d_ros.core.camera_info import camera_from_info, rectified_camera_from_info
 from recon3d_ros.core.encodings import (
     MAX_PIXELS,
     array_to_image_fields,
@@ -26,7 +26,7 @@ from recon3d_ros.core.encodings import (
     to_rgb8,
 )
 from recon3d_ros.core.pointcloud import CloudBuffer, cloud_to_points
-from recon3d_ros.errors import BackendUnavailableError, CameraModelError, EncodingError
+from recon3d_ros.errors import BackendUnavailableError, EncodingError
 
 __all__ = [
     "IMAGE",
@@ -127,38 +127,6 @@ def depth_image_to_m(msg: Any) -> npt.NDArray[np.float32]:
     return to_depth_m(_image_array(msg), msg.encoding)
 
 
-def camera_from_info(info: Any) -> PinholeCamera:
-    """Intrinsics of the image ``info`` describes (after ROI and binning), from ``K``.
-
-    The same rules as :func:`recon3d_ros.ros.conversions.camera_from_info` (which needs
-    rclpy's classes): ``K`` must be a camera matrix, ``D`` finite; ``R`` is carried along.
-    """
-    k = [float(v) for v in info.k]
-    if len(k) != 9 or not all(math.isfinite(v) for v in k):
-        raise CameraModelError(f"CameraInfo.k must hold 9 finite numbers, got {k}")
-    if info.width <= 0 or info.height <= 0:
-        raise CameraModelError(
-            f"CameraInfo size is {info.width}x{info.height}; the recording's camera driver "
-            "must fill width/height"
-        )
-    d = [float(v) for v in info.d]
-    if not all(math.isfinite(v) for v in d):
-        raise CameraModelError(f"CameraInfo.d must be finite, got {d}")
-    roi = info.roi
-    return PinholeCamera.from_camera_info(
-        k,
-        width=int(info.width),
-        height=int(info.height),
-        d=d,
-        distortion_model=str(info.distortion_model),
-        binning_x=int(info.binning_x),
-        binning_y=int(info.binning_y),
-        roi=(int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)),
-        frame_id=str(info.header.frame_id),
-        r=[float(v) for v in info.r],
-    )
-
-
 def cloud_msg_to_xyz(msg: Any) -> npt.NDArray[np.float64]:
     """Return the finite x, y, z of a ``sensor_msgs/PointCloud2`` as N x 3, by its fields."""
     by_name = {f.name: f for f in msg.fields}
@@ -173,30 +141,6 @@ def cloud_msg_to_xyz(msg: Any) -> npt.NDArray[np.float64]:
     ).reshape(-1)
     xyz = np.stack([points[n].astype(np.float64) for n in "xyz"], axis=-1)
     return xyz[np.isfinite(xyz).all(axis=1)]
-
-
-def rectified_camera_from_info(info: Any) -> PinholeCamera | None:
-    """Return the rectified image's camera from ``P`` (as image_proc), None when ``P`` is unset.
-
-    As :func:`recon3d_ros.ros.conversions.rectified_camera_from_info`: ``P``'s left 3x3 with
-    the message's ROI and binning; unset when ``P[0]`` and ``P[5]`` are both zero.
-    """
-    p = [float(v) for v in info.p]
-    if len(p) != 12 or (p[0] == 0.0 and p[5] == 0.0):
-        return None
-    if not all(math.isfinite(v) for v in p):
-        raise CameraModelError(f"CameraInfo.p must hold 12 finite numbers, got {p}")
-    roi = info.roi
-    return PinholeCamera.from_camera_info(
-        [p[0], p[1], p[2], p[4], p[5], p[6], p[8], p[9], p[10]],
-        width=int(info.width),
-        height=int(info.height),
-        binning_x=int(info.binning_x),
-        binning_y=int(info.binning_y),
-        roi=(int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)),
-        frame_id=str(info.header.frame_id),
-        matrix_name="P",
-    )
 
 
 def transform_to_matrix(translation: Any, rotation: Any) -> npt.NDArray[np.float64]:
