@@ -1,7 +1,8 @@
-"""CameraInfo fields -> :class:`PinholeCamera`, for any object with ``sensor_msgs/CameraInfo``'s
-fields: rclpy's message (the nodes, via :mod:`recon3d_ros.ros.conversions`) or one rosbags
-deserialised from a recording (:mod:`recon3d_ros.reconstruction.bag_messages`). No rclpy here,
-so both use the one set of rules.
+"""CameraInfo fields -> :class:`PinholeCamera`, with the calibration checks.
+
+Any object with ``sensor_msgs/CameraInfo``'s fields will do: rclpy's message (the nodes, via
+:mod:`recon3d_ros.ros.conversions`) or one rosbags deserialised from a recording
+(:mod:`recon3d_ros.reconstruction.bag_messages`). No rclpy here, so both use one set of rules.
 """
 
 from __future__ import annotations

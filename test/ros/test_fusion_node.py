@@ -128,6 +128,13 @@ class Sender:
         self.depth = ros.publisher(Image, "depth/image", reliable())
         self.pose = ros.publisher(PoseStamped, "pose", reliable(50))
 
+    def wait_connected(self, node: Any, wait_for: Any, pose: bool) -> None:
+        """Wait until the node has subscribed and sees our depth (and pose) publishers."""
+        assert node.wait_for_output("subscribed to", 60), node.output()
+        assert wait_for(lambda: self.depth.get_subscription_count() > 0
+                        and (not pose or self.pose.get_subscription_count() > 0), 20), \
+            node.output()
+
     def send(self, frame: Any, T: np.ndarray | None, stamp: Any) -> None:
         c = frame.camera
         if T is not None:
@@ -162,10 +169,8 @@ def test_fuses_redwood_into_a_mesh_and_serves_save_and_reset(
     meshes = ros.collect(Marker, "mesh", latched())
     clouds = ros.collect(PointCloud2, "map/points", latched())
     diags = ros.collect(DiagnosticArray, "/diagnostics")
-    assert node.wait_for_output("subscribed to", 60), node.output()
     sender = Sender(ros, msgs)
-    assert wait_for(lambda: sender.depth.get_subscription_count() > 0
-                    and sender.pose.get_subscription_count() > 0, 20), node.output()
+    sender.wait_connected(node, wait_for, pose=True)
 
     t0 = time.time_ns()
     for i, (frame, T) in enumerate(zip(frames, poses)):
@@ -234,9 +239,8 @@ def test_frames_without_poses_are_rejected_and_reported(
     node = start_fusion_node(pose_source="pose", voxel_size=VOXEL, pose_wait=0.1,
                              input_qos_reliability="reliable", diagnostics_period=0.2)
     diags = ros.collect(DiagnosticArray, "/diagnostics")
-    assert node.wait_for_output("subscribed to", 60), node.output()
     sender = Sender(ros, msgs)
-    assert wait_for(lambda: sender.depth.get_subscription_count() > 0, 20), node.output()
+    sender.wait_connected(node, wait_for, pose=False)
     t0 = time.time_ns()
     for i in range(3):
         sender.send(frames[i], None, stamp_at(t0, 0.1 * i))
@@ -289,9 +293,8 @@ def test_scale_mode_map_undoes_a_monocular_scale_drift(
                              diagnostics_period=0.2)
     meshes = ros.collect(Marker, "mesh", latched())
     diags = ros.collect(DiagnosticArray, "/diagnostics")
-    assert node.wait_for_output("subscribed to", 60), node.output()
     sender = Sender(ros, msgs)
-    assert wait_for(lambda: sender.depth.get_subscription_count() > 0, 20), node.output()
+    sender.wait_connected(node, wait_for, pose=False)
     t0 = time.time_ns()
     for i, (frame, T) in enumerate(zip(frames, poses)):
         # The first frame sets the map's scale; the others come 0.8x too near, as a
@@ -329,10 +332,8 @@ def test_mesh_is_published_at_its_rate_while_integration_is_busy(
     )
     meshes = ros.collect(Marker, "mesh", latched())
     diags = ros.collect(DiagnosticArray, "/diagnostics")
-    assert node.wait_for_output("subscribed to", 60), node.output()
     sender = Sender(ros, msgs)
-    assert wait_for(lambda: sender.depth.get_subscription_count() > 0
-                    and sender.pose.get_subscription_count() > 0, 20), node.output()
+    sender.wait_connected(node, wait_for, pose=True)
     t0 = time.time_ns()
     sender.send(frames[0], poses[0], stamp_at(t0, 0.0))
     assert wait_for(lambda: len(meshes.messages()) >= 1, 30), (diag_values(diags), node.output())
