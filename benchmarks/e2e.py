@@ -21,8 +21,17 @@ output (the window's clouds either consumer received: the node's counters are 1 
 and of the camera's frames, and stamp-to-receipt latency p50 / p95 / max (ms). The
 1-minute load average before and after the case says how busy the machine was.
 
-DDS set-ups: ``profile`` (``config/fastdds_large_data.xml`` in FASTDDS_DEFAULT_PROFILES_FILE of
-every process, as the launch file and ``make demo`` apply it) and ``stock`` (no profile).
+Set-ups:
+
+* ``profile``: what the launch files give every process they start: ``config/
+  fastdds_large_data.xml`` in FASTDDS_DEFAULT_PROFILES_FILE and the malloc thresholds of
+  ``recon3d_ros/ros/malloc_tuning.py`` in GLIBC_TUNABLES (camera, node, consumers);
+* ``profile_plain_consumers``: the profile everywhere, but the camera and the consumers with
+  glibc's own malloc settings (an rviz2 or Nav2 started outside the launch file);
+* ``stock``: no profile and no GLIBC_TUNABLES in any process.
+
+In every set-up the node applies the malloc thresholds to itself (its executables do, unless
+the environment has malloc settings of its own).
 
 Run: ``PYTHONPATH=. python benchmarks/e2e.py [--seconds 30 --rate 30 --sizes 640x480,1280x720
 --setups profile,stock] [--markdown]`` (about 50 s per case at the defaults).
@@ -44,9 +53,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from recon3d_ros.demo.harness import NodeProcess, PACKAGE_ROOT, percentiles, ros_environment
-from recon3d_ros.ros import dds_profile, topics
+from recon3d_ros.ros import dds_profile, malloc_tuning, topics
 
-SETUPS = ("profile", "stock")
+SETUPS = ("profile", "profile_plain_consumers", "stock")
+DEFAULT_SETUPS = ("profile", "stock")
 _READY = "ready"
 _START = "start"
 
@@ -222,10 +232,16 @@ def run_case(args: argparse.Namespace, width: int, height: int, setup: str,
              tmp: Path) -> dict[str, Any]:
     """Run one case and return its figures."""
     base = {k: v for k, v in os.environ.items()
-            if k not in (dds_profile.PROFILE_ENV, "FASTDDS_BUILTIN_TRANSPORTS")}
-    env = ros_environment(random.randint(1, 200), base=base)  # sets the shipped profile
+            if k not in (dds_profile.PROFILE_ENV, "FASTDDS_BUILTIN_TRANSPORTS",
+                         malloc_tuning.TUNABLES_ENV)}
+    env = ros_environment(random.randint(1, 200), base=base)  # profile and malloc tunables
     if setup == "stock":
         env.pop(dds_profile.PROFILE_ENV, None)
+    plain = dict(env)  # the camera's and the consumers'
+    if setup != "profile":
+        plain.pop(malloc_tuning.TUNABLES_ENV, None)
+    if setup == "stock":
+        env = plain
     profile = env.get(dds_profile.PROFILE_ENV)
     env.setdefault("OMP_NUM_THREADS", "1")
     case_dir = tmp / f"{width}x{height}_{setup}"
@@ -238,9 +254,9 @@ def run_case(args: argparse.Namespace, width: int, height: int, setup: str,
     try:
         common = ["--startup-timeout", str(args.startup_timeout), "--stop", str(stop)]
         reliable = _child(["--role", "consumer", "--reliability", "reliable", "--diagnostics",
-                           "--out", str(case_dir / "reliable.json"), *common], env)
+                           "--out", str(case_dir / "reliable.json"), *common], plain)
         best = _child(["--role", "consumer", "--reliability", "best_effort",
-                       "--out", str(case_dir / "best_effort.json"), *common], env)
+                       "--out", str(case_dir / "best_effort.json"), *common], plain)
         children += [reliable, best]
         for consumer in (reliable, best):
             _wait_line(consumer, _READY, args.startup_timeout + 10)
@@ -248,15 +264,18 @@ def run_case(args: argparse.Namespace, width: int, height: int, setup: str,
                          "--rate", str(args.rate), "--seconds", str(args.seconds),
                          "--warmup", str(args.warmup), "--camera-qos", args.camera_qos,
                          "--startup-timeout", str(args.startup_timeout),
-                         "--out", str(case_dir / "camera.json")], env)
+                         "--out", str(case_dir / "camera.json")], plain)
         children.append(camera)
         t0 = int(_wait_line(camera, _START, args.startup_timeout + 30).split()[1])
         w0 = t0 + int(args.warmup * 1e9)
         w1 = w0 + int(args.seconds * 1e9)
         _sleep_until_wall(w0)
-        cpu0, wall0 = cpu_seconds(node.pid), time.monotonic()
+        pids = {"node": node.pid, "camera": camera.pid, "reliable": reliable.pid,
+                "best_effort": best.pid}
+        cpu0, wall0 = {k: cpu_seconds(p) for k, p in pids.items()}, time.monotonic()
         _sleep_until_wall(w1)
-        cpu1, wall1 = cpu_seconds(node.pid), time.monotonic()
+        cpu1, wall1 = {k: cpu_seconds(p) for k, p in pids.items()}, time.monotonic()
+        cpu = {k: round(100.0 * (cpu1[k] - cpu0[k]) / (wall1 - wall0), 1) for k in pids}
         if camera.wait(timeout=30) != 0:
             raise RuntimeError(f"the camera process failed; node log:\n{node.log_tail()}")
         time.sleep(2.0)  # the last frames' clouds and a /diagnostics after the window
@@ -294,10 +313,13 @@ def run_case(args: argparse.Namespace, width: int, height: int, setup: str,
         "height": height,
         "dds": setup,
         "profile": profile,
+        "node_environment_malloc": env.get(malloc_tuning.TUNABLES_ENV),
+        "consumers_malloc": plain.get(malloc_tuning.TUNABLES_ENV),
         "rate_hz": args.rate,
         "seconds": args.seconds,
         "camera_qos": args.camera_qos,
-        "camera": {"sent": len(sent), "hz": round(len(sent) / args.seconds, 2)},
+        "camera": {"sent": len(sent), "hz": round(len(sent) / args.seconds, 2),
+                   "cpu_percent": cpu["camera"]},
         "node": {
             "output_hz": round(published / args.seconds, 2),
             "published": round(published),
@@ -305,14 +327,16 @@ def run_case(args: argparse.Namespace, width: int, height: int, setup: str,
             "dropped": round(delta("frames_dropped")),
             "rejected": round(delta("frames_rejected")),
             "lost_before_node": round(delta("frames_lost_before_node")),
-            "cpu_percent": round(100.0 * (cpu1 - cpu0) / (wall1 - wall0), 1),
+            "cpu_percent": cpu["node"],
             # The node's own split of its stamp-to-publish latency (medians over its last
             # frames, from the last /diagnostics of the run: ros/diagnostics.LATENCY_STAGES).
             "latency_p50_ms": _node_stages(diag),
         },
         "consumers": {
-            "reliable": _consumer_figures(rel_window, args.seconds, delivered, len(sent)),
-            "best_effort": _consumer_figures(be_window, args.seconds, delivered, len(sent)),
+            "reliable": _consumer_figures(rel_window, args.seconds, delivered, len(sent))
+            | {"cpu_percent": cpu["reliable"]},
+            "best_effort": _consumer_figures(be_window, args.seconds, delivered, len(sent))
+            | {"cpu_percent": cpu["best_effort"]},
         },
         "load_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "cpus": os.cpu_count(),
@@ -358,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before the window")
     parser.add_argument("--rate", type=float, default=30.0, help="camera rate, Hz")
     parser.add_argument("--sizes", default="640x480,1280x720", help="comma-separated WxH")
-    parser.add_argument("--setups", default=",".join(SETUPS),
+    parser.add_argument("--setups", default=",".join(DEFAULT_SETUPS),
                         help="comma-separated: profile (shipped Fast DDS profile), stock")
     parser.add_argument("--model", default="default", help="the node's model parameter")
     parser.add_argument("--param", nargs=2, action="append", default=[],

@@ -13,7 +13,9 @@ The params file (``params_file``, default the installed ``config/recon3d.yaml``)
 ``model``, ``device`` and ``backend`` override it only when given. With ``use_rviz:=true`` the
 launch fails before it starts any process if rviz2 is not installed. ``dds_profile`` (default
 the installed ``config/fastdds_large_data.xml``, ``none`` for none) becomes the node's and
-rviz2's ``FASTDDS_DEFAULT_PROFILES_FILE`` unless the environment already sets one.
+rviz2's ``FASTDDS_DEFAULT_PROFILES_FILE`` unless the environment already sets one;
+``malloc_tuning`` (default ``true``) gives both ``GLIBC_TUNABLES`` that keep freed megabyte
+buffers for reuse, unless the environment has malloc settings of its own (README "Performance").
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from recon3d_ros.ros.dds_profile import PROFILE_ENV, PROFILE_FILE_NAME, profile_for
+from recon3d_ros.ros.dds_profile import PROFILE_FILE_NAME
 from recon3d_ros.ros.launch_support import (
-    find_package_executable, NODE_ARGUMENTS, node_parameters)
+    find_package_executable, large_message_environment, NODE_ARGUMENTS, node_parameters)
 from recon3d_ros.ros.topics import remappings, TOPIC_ARGUMENTS
 
 PACKAGE = "recon3d_ros"
@@ -78,6 +80,10 @@ def generate_launch_description() -> LaunchDescription:
                               description="Fast DDS XML profile for the node and rviz2 "
                                           "(FASTDDS_DEFAULT_PROFILES_FILE; 'none': none); "
                                           "one already in the environment wins"),
+        DeclareLaunchArgument("malloc_tuning", default_value="true",
+                              description="GLIBC_TUNABLES for the node and rviz2 that keep freed "
+                                          "MB buffers for reuse (recon3d_ros/ros/"
+                                          "malloc_tuning.py); malloc settings of your own win"),
     ]
 
     # One OpaqueFunction creates every process, after checking what they need: a failed check
@@ -92,11 +98,13 @@ def start_nodes(context: LaunchContext) -> list[LaunchDescriptionEntity]:
         # Raises (and launch stops with its message) before the depth node is started.
         find_package_executable(RVIZ_PACKAGE, RVIZ_EXECUTABLE, reason="use_rviz:=true")
     given = {name: LaunchConfiguration(name).perform(context) for name in NODE_ARGUMENTS}
-    # The large-message Fast DDS profile for the processes started here, unless the user's
-    # environment chooses a profile (or another middleware): recon3d_ros/ros/dds_profile.py.
-    profile = profile_for(os.environ, LaunchConfiguration("dds_profile").perform(context))
-    environment: list[LaunchDescriptionEntity] = (
-        [SetEnvironmentVariable(PROFILE_ENV, profile)] if profile else [])
+    # Images, depth and clouds are MBs: the large-message DDS profile and malloc settings for
+    # every process started here, unless the user's environment has its own
+    # (recon3d_ros/ros/dds_profile.py, malloc_tuning.py).
+    environment: list[LaunchDescriptionEntity] = [
+        SetEnvironmentVariable(name, value) for name, value in large_message_environment(
+            os.environ, LaunchConfiguration("dds_profile").perform(context),
+            LaunchConfiguration("malloc_tuning").perform(context)).items()]
 
     depth_node = Node(
         package=PACKAGE,

@@ -15,7 +15,8 @@ Parameters: ``params_file`` (config/recon3d.yaml) for the depth node, ``fusion_p
 (config/fusion.yaml) for the fusion node; ``model``, ``device``, ``backend``, ``pose_source``
 and ``map_frame`` override them only when given. With ``use_rviz:=true`` the launch fails before
 it starts any process if rviz2 is not installed. ``dds_profile`` works as in depth.launch.py: the
-large-message Fast DDS profile for every process started here, unless the environment has one.
+large-message Fast DDS profile for every process started here, unless the environment has one,
+and so does ``malloc_tuning`` (``GLIBC_TUNABLES``).
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from recon3d_ros.ros.dds_profile import PROFILE_ENV, PROFILE_FILE_NAME, profile_for
+from recon3d_ros.ros.dds_profile import PROFILE_FILE_NAME
 from recon3d_ros.ros.fusion_params import TOPIC_ARGUMENTS as FUSION_TOPIC_ARGUMENTS
 from recon3d_ros.ros.launch_support import (
-    find_package_executable, FUSION_NODE_ARGUMENTS, fusion_node_parameters, NODE_ARGUMENTS,
-    node_parameters)
+    find_package_executable, FUSION_NODE_ARGUMENTS, fusion_node_parameters,
+    large_message_environment, NODE_ARGUMENTS, node_parameters)
 from recon3d_ros.ros.topics import remappings, TOPIC_ARGUMENTS
 
 PACKAGE = "recon3d_ros"
@@ -92,6 +93,10 @@ def generate_launch_description() -> LaunchDescription:
                               description="Fast DDS XML profile for every process started here "
                                           "(FASTDDS_DEFAULT_PROFILES_FILE; 'none': none); "
                                           "one already in the environment wins"),
+        DeclareLaunchArgument("malloc_tuning", default_value="true",
+                              description="GLIBC_TUNABLES for every process started here that keep freed "
+                                          "MB buffers for reuse (recon3d_ros/ros/"
+                                          "malloc_tuning.py); malloc settings of your own win"),
     ]
 
     # One OpaqueFunction creates every process, after checking what they need: a failed check
@@ -118,10 +123,13 @@ def start_nodes(context: LaunchContext) -> list[LaunchDescriptionEntity]:
     # Both files are checked here, before either node exists.
     depth_parameters = node_parameters(given)
     fusion_parameters = fusion_node_parameters(fusion_given)
-    # Images, depth and clouds are MBs: recon3d_ros/ros/dds_profile.py says why and when.
-    profile = profile_for(os.environ, LaunchConfiguration("dds_profile").perform(context))
-    environment: list[LaunchDescriptionEntity] = (
-        [SetEnvironmentVariable(PROFILE_ENV, profile)] if profile else [])
+    # Images, depth and clouds are MBs: the large-message DDS profile and malloc settings for
+    # every process started here, unless the user's environment has its own
+    # (recon3d_ros/ros/dds_profile.py, malloc_tuning.py).
+    environment: list[LaunchDescriptionEntity] = [
+        SetEnvironmentVariable(name, value) for name, value in large_message_environment(
+            os.environ, LaunchConfiguration("dds_profile").perform(context),
+            LaunchConfiguration("malloc_tuning").perform(context)).items()]
 
     depth_node = Node(
         package=PACKAGE,

@@ -83,6 +83,9 @@ def run_node(
     """
     stop = _StopOnSignal()
     stop.install()  # first: rclpy and the heavy libraries take a second or more to import
+    from recon3d_ros.ros.malloc_tuning import keep_large_buffers
+
+    keep_large_buffers()  # before any MB message is allocated (why: that module)
     try:
         return _run(args, stop, make_node)
     except KeyboardInterrupt:  # a SIGINT before the handler above was installed

@@ -26,7 +26,8 @@ import numpy.typing as npt
 
 from recon3d_ros.core.camera import PinholeCamera
 from recon3d_ros.errors import Recon3dError
-from recon3d_ros.ros import dds_profile, topics  # no rclpy: safe before configure_ros_environment
+# No rclpy in these: safe before configure_ros_environment.
+from recon3d_ros.ros import dds_profile, malloc_tuning, topics
 
 __all__ = [
     "PACKAGE_ROOT",
@@ -50,7 +51,9 @@ def ros_environment(
 
     Also names the shipped large-data Fast DDS profile in ``FASTDDS_DEFAULT_PROFILES_FILE``
     unless ``base`` has a profile (or another middleware) of its own
-    (:func:`recon3d_ros.ros.dds_profile.profile_for`).
+    (:func:`recon3d_ros.ros.dds_profile.profile_for`), and sets the malloc thresholds of
+    :mod:`recon3d_ros.ros.malloc_tuning` in ``GLIBC_TUNABLES`` for the processes started with
+    it, as the launch files do.
     """
     env = dict(os.environ if base is None else base)
     if domain_id is None:
@@ -60,6 +63,7 @@ def ros_environment(
     env.pop("ROS_STATIC_PEERS", None)
     env.pop("ROS_LOCALHOST_ONLY", None)  # deprecated; conflicts with the discovery range
     dds_profile.apply_profile(env)
+    malloc_tuning.apply_tunables(env)
     return env
 
 

@@ -14,6 +14,8 @@ from typing import Mapping
 from ament_index_python.packages import get_package_prefix, PackageNotFoundError
 
 from recon3d_ros.errors import ConfigError
+from recon3d_ros.ros.dds_profile import PROFILE_ENV, profile_for
+from recon3d_ros.ros.malloc_tuning import TUNABLES_ENV, tunables_for
 
 __all__ = [
     "NODE_ARGUMENTS",
@@ -23,6 +25,7 @@ __all__ = [
     "find_package_executable",
     "node_parameters",
     "fusion_node_parameters",
+    "large_message_environment",
 ]
 
 # Launch arguments that become node parameters when the user gives them (non-empty). Their
@@ -102,3 +105,27 @@ def find_package_executable(package: str, executable: str, reason: str) -> str:
             f"{reason} needs the executable '{executable}' of package '{package}', which is not "
             f"in {libexec}; reinstall '{package}', or launch without it")
     return path
+
+
+def large_message_environment(
+    env: Mapping[str, str], dds_profile: str, malloc_tuning: str
+) -> dict[str, str]:
+    """The variables a launch file sets for every process it starts, so MB messages flow.
+
+    ``dds_profile`` (launch argument: ``default``, ``none`` or a file) gives
+    ``FASTDDS_DEFAULT_PROFILES_FILE`` (:mod:`recon3d_ros.ros.dds_profile`); ``malloc_tuning``
+    (``true``/``false``) gives ``GLIBC_TUNABLES`` (:mod:`recon3d_ros.ros.malloc_tuning`). What
+    ``env`` (the user's environment) already chooses wins in both. Raises ConfigError for a
+    profile path that is not a file or a ``malloc_tuning`` that is not a boolean.
+    """
+    flag = malloc_tuning.strip().lower()
+    if flag not in ("true", "false"):
+        raise ConfigError(f"malloc_tuning must be true or false, got {malloc_tuning!r}")
+    out: dict[str, str] = {}
+    profile = profile_for(env, dds_profile)
+    if profile is not None:
+        out[PROFILE_ENV] = profile
+    tunables = tunables_for(env, flag == "true")
+    if tunables is not None:
+        out[TUNABLES_ENV] = tunables
+    return out

@@ -25,6 +25,7 @@ pytest.importorskip("rclpy")
 from recon3d_ros.errors import ConfigError  # noqa: E402
 from recon3d_ros.ros import fusion_params, topics  # noqa: E402
 from recon3d_ros.ros import launch_support  # noqa: E402
+from recon3d_ros.ros.malloc_tuning import TUNABLES  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILE = REPO / "launch" / "reconstruction.launch.py"
@@ -129,20 +130,23 @@ def environment(entities: list[Any]) -> dict[str, str]:
     return {e.name: e.value for e in entities if not isinstance(e, dict)}
 
 
-def test_the_large_message_profile_is_set_for_every_process_unless_the_user_has_one(
+def test_the_large_message_environment_is_set_for_every_process_unless_the_user_has_one(
     launch_file: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     namespace, _ = launch_file
-    monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE", raising=False)
-    monkeypatch.delenv("FASTDDS_BUILTIN_TRANSPORTS", raising=False)
-    monkeypatch.delenv("RMW_IMPLEMENTATION", raising=False)
+    for name in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS",
+                 "RMW_IMPLEMENTATION", "GLIBC_TUNABLES"):
+        monkeypatch.delenv(name, raising=False)
     entities = namespace["start_nodes"](context(namespace))
     profile = str(REPO / "config" / "fastdds_large_data.xml")
-    assert environment(entities) == {"FASTDDS_DEFAULT_PROFILES_FILE": profile}
-    # It comes before the processes, so all of them start with it.
-    assert not isinstance(entities[0], dict)
-    assert environment(namespace["start_nodes"](context(namespace, dds_profile="none"))) == {}
+    assert environment(entities) == {"FASTDDS_DEFAULT_PROFILES_FILE": profile,
+                                     "GLIBC_TUNABLES": TUNABLES}
+    # They come before the processes, so all of them start with them.
+    assert not any(isinstance(e, dict) for e in entities[:2])
+    assert environment(namespace["start_nodes"](
+        context(namespace, dds_profile="none", malloc_tuning="false"))) == {}
     monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", "/etc/my_profile.xml")
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
     assert environment(namespace["start_nodes"](context(namespace))) == {}
 
 

@@ -17,7 +17,9 @@ pytest.importorskip("ament_index_python")
 
 from recon3d_ros.errors import ConfigError  # noqa: E402
 from recon3d_ros.ros.launch_support import (  # noqa: E402
-    find_package_executable, NODE_ARGUMENTS, node_parameters, OVERRIDE_ARGUMENTS)
+    find_package_executable, large_message_environment, NODE_ARGUMENTS, node_parameters,
+    OVERRIDE_ARGUMENTS)
+from recon3d_ros.ros.malloc_tuning import TUNABLES  # noqa: E402
 
 NOT_GIVEN = {"model": "", "device": "", "backend": ""}
 
@@ -105,3 +107,29 @@ def test_a_registered_package_without_the_executable_is_a_clear_error(tmp_path: 
     monkeypatch.setenv("AMENT_PREFIX_PATH", str(prefix))
     with pytest.raises(ConfigError, match="executable 'rviz2' of package 'rviz2'"):
         find_package_executable("rviz2", "rviz2", "use_rviz:=true")
+
+
+# ------------------------------------------------------------------------------ environment
+SHIPPED = str(Path(__file__).resolve().parents[2] / "config" / "fastdds_large_data.xml")
+
+
+def test_large_message_environment_defaults_set_the_profile_and_the_malloc_thresholds() -> None:
+    assert large_message_environment({}, "default", "true") == {
+        "FASTDDS_DEFAULT_PROFILES_FILE": SHIPPED, "GLIBC_TUNABLES": TUNABLES}
+
+
+def test_each_half_can_be_turned_off_alone() -> None:
+    assert large_message_environment({}, "none", "true") == {"GLIBC_TUNABLES": TUNABLES}
+    assert large_message_environment({}, "default", "False") == {
+        "FASTDDS_DEFAULT_PROFILES_FILE": SHIPPED}
+
+
+def test_the_users_environment_wins_in_both() -> None:
+    env = {"FASTDDS_DEFAULT_PROFILES_FILE": "/etc/mine.xml",
+           "GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}
+    assert large_message_environment(env, "default", "true") == {}
+
+
+def test_malloc_tuning_must_be_a_boolean() -> None:
+    with pytest.raises(ConfigError, match="malloc_tuning must be true or false, got 'yes'"):
+        large_message_environment({}, "default", "yes")
