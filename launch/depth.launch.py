@@ -81,8 +81,8 @@ def generate_launch_description() -> LaunchDescription:
                                           "(FASTDDS_DEFAULT_PROFILES_FILE; 'none': none); "
                                           "one already in the environment wins"),
         DeclareLaunchArgument("malloc_tuning", default_value="true",
-                              description="GLIBC_TUNABLES for the node and rviz2 that keep freed "
-                                          "MB buffers for reuse (recon3d_ros/ros/"
+                              description="GLIBC_TUNABLES for the node and rviz2, to keep "
+                                          "freed MB buffers for reuse (recon3d_ros/ros/"
                                           "malloc_tuning.py); malloc settings of your own win"),
     ]
 

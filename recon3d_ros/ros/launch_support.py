@@ -110,7 +110,7 @@ def find_package_executable(package: str, executable: str, reason: str) -> str:
 def large_message_environment(
     env: Mapping[str, str], dds_profile: str, malloc_tuning: str
 ) -> dict[str, str]:
-    """The variables a launch file sets for every process it starts, so MB messages flow.
+    """Return the variables a launch file sets for every process it starts (MB messages).
 
     ``dds_profile`` (launch argument: ``default``, ``none`` or a file) gives
     ``FASTDDS_DEFAULT_PROFILES_FILE`` (:mod:`recon3d_ros.ros.dds_profile`); ``malloc_tuning``
