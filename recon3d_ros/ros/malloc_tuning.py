@@ -62,7 +62,7 @@ def _is_glibc_linux() -> bool:
 
 
 def user_tunes_malloc(env: Mapping[str, str]) -> bool:
-    """True when ``env`` already holds malloc settings of its own (those win)."""
+    """Return True when ``env`` already holds malloc settings of its own (those win)."""
     tunables = env.get(TUNABLES_ENV, "")
     return "glibc.malloc." in tunables or any(env.get(k, "").strip() for k in _MALLOC_ENV)
 
