@@ -173,3 +173,23 @@ def test_the_entry_points_node_name_is_the_nodes():
     from recon3d_ros.ros.node import NODE_NAME
 
     assert depth_node.NODE_NAME == NODE_NAME
+
+
+def test_start_up_objects_are_frozen_out_of_later_collections():
+    # In a fresh interpreter: gc.freeze() is process-wide. 20,000 lists made before the call
+    # must be frozen (gc.get_freeze_count), and lists made after it must not be.
+    code = (
+        "import gc\n"
+        "from recon3d_ros.depth_node import freeze_startup_objects\n"
+        "kept = [[i] for i in range(20000)]\n"
+        "freeze_startup_objects()\n"
+        "frozen = gc.get_freeze_count()\n"
+        "later = [[i] for i in range(5000)]\n"
+        "print(frozen, gc.get_freeze_count())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr
+    frozen, after = (int(v) for v in out.stdout.split())
+    assert frozen >= 20000
+    assert after == frozen
