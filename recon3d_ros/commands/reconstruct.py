@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recon3d_ros.commands.options import add_model_options, add_node_param_options, node_values
-from recon3d_ros.errors import ConfigError, Recon3dError
+from recon3d_ros.errors import CameraModelError, ConfigError, Recon3dError
 
 DEPTH_CHOICES = ("network", "recorded")
 SCALE_MODES = ("none", "map")
@@ -212,6 +212,7 @@ def reconstruct(args: argparse.Namespace) -> dict[str, Any]:
         write_mesh_ply,
         write_points_ply,
     )
+    from recon3d_ros.reconstruction.sources import undistort_frame
     from recon3d_ros.reconstruction.tsdf import MapOptions, TsdfMap
 
     source, estimate = _open(args)
@@ -252,6 +253,14 @@ def reconstruct(args: argparse.Namespace) -> dict[str, Any]:
         if limit is not None and used >= limit:
             break
         used += 1
+        try:
+            # Undistorted once here for both depth paths: recorded depth must fit the pinhole
+            # camera fusion projects with, and the network then sees what the node would.
+            frame = undistort_frame(frame)
+        except CameraModelError as exc:
+            skipped[f"cannot rectify: {type(exc).__name__}"] += 1
+            progress.update(used, fused, used - fused)
+            continue
         if pipeline is None:
             if frame.depth_m is None:
                 skipped[f"no recorded depth ({frame.note or 'none matched'})"] += 1

@@ -196,9 +196,22 @@ def compressed_image_msg(rgb: npt.NDArray[np.uint8], hdr: Any, fmt: str = "jpeg"
     )
 
 
-def camera_info_msg(camera: PinholeCamera, hdr: Any) -> Any:
-    """``camera``'s intrinsics as a rectified CameraInfo (as the node's ``depth/camera_info``)."""
+def camera_info_msg(
+    camera: PinholeCamera, hdr: Any, rectified: PinholeCamera | None = None
+) -> Any:
+    """``camera``'s calibration as a CameraInfo.
+
+    A camera without distortion gives a rectified CameraInfo (as the node's
+    ``depth/camera_info``: ``d`` zeros, ``P`` = ``K``). A distorted one (a raw camera stream)
+    keeps its model, ``d`` and ``r``, with ``P`` from ``rectified`` (the camera its images are
+    undistorted into), else ``K``.
+    """
     t = _types()
+    distorted = camera.is_distorted
+    model = camera.distortion_model if distorted else "plumb_bob"
+    d = np.asarray(camera.d if distorted else np.zeros(5), dtype=np.float64)
+    r = np.asarray(camera.r if distorted and camera.r else np.eye(3).reshape(-1), np.float64)
+    p = (rectified if distorted and rectified is not None else camera).p_row_major()
     roi = t["sensor_msgs/msg/RegionOfInterest"](
         x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
     )
@@ -206,11 +219,11 @@ def camera_info_msg(camera: PinholeCamera, hdr: Any) -> Any:
         header=_copy_header(hdr),
         height=int(camera.height),
         width=int(camera.width),
-        distortion_model="plumb_bob",
-        d=np.zeros(5, dtype=np.float64),
+        distortion_model=model,
+        d=d,
         k=np.array(camera.k_row_major(), dtype=np.float64),
-        r=np.eye(3, dtype=np.float64).reshape(-1),
-        p=np.array(camera.p_row_major(), dtype=np.float64),
+        r=r,
+        p=np.array(p, dtype=np.float64),
         binning_x=0,
         binning_y=0,
         roi=roi,

@@ -88,7 +88,7 @@ def write_frames_bag(
                 body = np.asarray(frame.pose) @ np.linalg.inv(camera_in_body)
                 put(tf_conn, bm.tf_message([bm.transform_msg(map_frame, body_frame, body, stamp)]),
                     stamp)
-            put(info_conn, bm.camera_info_msg(frame.camera, hdr), stamp)
+            put(info_conn, bm.camera_info_msg(frame.camera, hdr, frame.rectified), stamp)
             if compressed:
                 put(image_conn, bm.compressed_image_msg(frame.rgb, hdr), stamp)
             else:

@@ -61,6 +61,7 @@ __all__ = [
     "VIDEO_SUFFIXES",
     "is_bag",
     "open_source",
+    "undistort_frame",
 ]
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -83,6 +84,9 @@ class Frame:
     pose: Matrix | None = None  # 4x4 T_world_camera
     frame_id: str = DEFAULT_FRAME_ID
     note: str = ""  # why pose (or depth) is missing
+    # The camera a distorted ``camera``'s images are undistorted into: CameraInfo ``P`` (as
+    # image_proc and the node), None for ``K``. See :func:`undistort_frame`.
+    rectified: PinholeCamera | None = None
 
 
 class FrameSource:
@@ -696,6 +700,7 @@ class BagSource(FrameSource):
             else:
                 rgb = bm.image_to_rgb(msg)
             camera = bm.camera_from_info(info)
+            rectified = bm.rectified_camera_from_info(info)
         except (EncodingError, CameraModelError) as exc:
             self.dropped[f"bad image or camera_info: {type(exc).__name__}"] += 1
             return None
@@ -726,7 +731,9 @@ class BagSource(FrameSource):
                 self.pose_failures[why.split(" within")[0].split(" near")[0]] += 1
                 notes.append(why)
         camera = camera.with_frame_id(frame_id)
-        return Frame(rgb, camera, stamp, depth, pose, frame_id, "; ".join(notes))
+        if rectified is not None:
+            rectified = rectified.with_frame_id(frame_id)
+        return Frame(rgb, camera, stamp, depth, pose, frame_id, "; ".join(notes), rectified)
 
     def describe(self) -> dict[str, Any]:
         t = self.topics
@@ -740,6 +747,38 @@ class BagSource(FrameSource):
             "tf": [c.topic for c in t.tf],
             "map_frame": self.options.map_frame,
         }
+
+
+# ---------------------------------------------------------------------------------- undistort
+def undistort_frame(frame: Frame) -> Frame:
+    """Return ``frame`` with its images undistorted into ``frame.rectified`` (else ``K``).
+
+    A frame of a distorted camera (a bag's CameraInfo with non-zero ``d``) becomes a pinhole
+    frame, as the node's images do before inference: the colour bilinearly, recorded depth
+    nearest-neighbour (no depth blended across edges; pixels that map outside the source
+    become 0, i.e. invalid for fusion). Its depth, recorded or from the network, then fits the
+    pinhole camera that fusion projects with. A frame without distortion is returned as it is.
+    Raises :class:`CameraModelError` when the calibration cannot be rectified.
+    """
+    if not frame.camera.is_distorted:
+        return frame
+    import cv2
+
+    from recon3d_ros.core.rectify import rectifier_for
+
+    rectifier = rectifier_for(frame.camera, frame.rectified)
+    if rectifier is None:  # pragma: no cover - is_distorted was checked
+        return frame
+    depth = None
+    if frame.depth_m is not None:
+        depth = np.asarray(rectifier.rectify(frame.depth_m, cv2.INTER_NEAREST), np.float32)
+    return replace(
+        frame,
+        rgb=np.asarray(rectifier.rectify(frame.rgb), np.uint8),
+        camera=rectifier.camera.with_frame_id(frame.camera.frame_id),
+        depth_m=depth,
+        rectified=None,
+    )
 
 
 # ---------------------------------------------------------------------------------- choose

@@ -320,3 +320,55 @@ def test_bag_frame_without_its_depth_says_so(tmp_path: Path) -> None:
     assert [f.depth_m is None for f in got] == [False, True, False]
     assert got[1].note == "no depth with a matching stamp"
     assert got[1].pose is not None  # the pose is still there
+
+
+# ---------------------------------------------------------------------------------- undistort
+def test_distorted_bag_frames_are_undistorted_into_p(tmp_path: Path) -> None:
+    """Markers placed where OpenCV's distortion model puts 3D points must land, after
+    undistortion, where the pinhole ``P`` camera projects the same points (by hand)."""
+    from recon3d_ros.core.camera import PinholeCamera
+    from recon3d_ros.reconstruction.sources import undistort_frame
+
+    d = (-0.25, 0.08, 0.001, -0.001, 0.0)
+    raw = PinholeCamera(320, 240, 250.0, 250.0, 160.0, 120.0, "plumb_bob", d, FRAME_ID)
+    p_cam = PinholeCamera(320, 240, 200.0, 200.0, 158.0, 121.0, frame_id=FRAME_ID)
+    points = np.array([[-0.6, -0.4, 2.0], [0.5, 0.35, 1.6], [0.0, 0.0, 1.2], [0.7, -0.3, 2.4]])
+    k = np.array([[250.0, 0, 160.0], [0, 250.0, 120.0], [0, 0, 1]])
+    pixels, _ = cv2.projectPoints(points, np.zeros(3), np.zeros(3), k, np.array(d))
+    rgb = np.full((240, 320, 3), 40, np.uint8)
+    depth = np.full((240, 320), 3.0, np.float32)
+    colours = [(250, 0, 0), (0, 250, 0), (0, 0, 250), (250, 250, 0)]
+    for (u, v), xyz, colour in zip(pixels.reshape(-1, 2), points, colours):
+        u, v = int(round(u)), int(round(v))
+        rgb[v - 3:v + 4, u - 3:u + 4] = colour
+        depth[v - 3:v + 4, u - 3:u + 4] = xyz[2]
+    frame = Frame(rgb, raw, T0, depth, None, FRAME_ID, rectified=p_cam)
+    bag = tmp_path / "bag"
+    write_frames_bag(bag, [frame])
+    (got,) = list(BagSource(bag, BagOptions(read_depth=True)))
+    assert got.camera.is_distorted and got.camera.d == d
+    assert got.rectified is not None
+    assert (got.rectified.fx, got.rectified.cx, got.rectified.cy) == (200.0, 158.0, 121.0)
+
+    flat = undistort_frame(got)
+    assert not flat.camera.is_distorted and flat.rectified is None
+    assert (flat.camera.fx, flat.camera.fy, flat.camera.cx, flat.camera.cy) == (
+        200.0, 200.0, 158.0, 121.0)
+    assert flat.camera.frame_id == FRAME_ID
+    for xyz, colour in zip(points, colours):
+        u = int(round(200.0 * xyz[0] / xyz[2] + 158.0))
+        v = int(round(200.0 * xyz[1] / xyz[2] + 121.0))
+        np.testing.assert_array_equal(flat.rgb[v, u], colour)
+        assert flat.depth_m is not None
+        assert flat.depth_m[v, u] == pytest.approx(xyz[2], abs=5e-4)  # 16UC1 mm in the bag
+    # Nearest-neighbour depth: only values that were in the image, no blends at the edges.
+    valid = flat.depth_m[flat.depth_m > 0].astype(np.float64)
+    allowed = np.array([3.0, *points[:, 2]])
+    assert np.abs(valid[:, None] - allowed[None, :]).min(axis=1).max() < 1e-3
+
+
+def test_a_frame_without_distortion_is_left_as_it_is() -> None:
+    from recon3d_ros.reconstruction.sources import undistort_frame
+
+    frame = redwood_frames()[0]
+    assert undistort_frame(frame) is frame
