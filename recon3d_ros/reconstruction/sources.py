@@ -126,8 +126,34 @@ def _folder_intrinsics(folder: Path, intrinsics: Intrinsics | None) -> Intrinsic
     return read_intrinsics(path) if path.is_file() else None
 
 
+def _name_stamps(files: list[Path]) -> list[int] | None:
+    """Stamps (ns) from file names that are decimal seconds, as the TUM RGB-D dataset's.
+
+    Every stem must be a number with a decimal point (``1305031102.175304``), increasing in
+    name order; zero-padded integers (``000123``) count frames, not time, and give None.
+    """
+    stamps = []
+    for path in files:
+        stem = path.stem
+        if "." not in stem:
+            return None
+        try:
+            seconds = float(stem)
+        except ValueError:
+            return None
+        stamps.append(int(round(seconds * _NS)))
+    if not stamps or any(b <= a for a, b in zip(stamps, stamps[1:])):
+        return None
+    return stamps
+
+
 class ImageFolderSource(FrameSource):
-    """The images of a folder in name order (no depth, no poses)."""
+    """The images of a folder in name order (no depth, no poses).
+
+    Names that are times in seconds (TUM's ``rgb/1305031102.175304.png``) are the frames'
+    stamps (``has_stamps``), so a TUM pose file is matched to them by time; otherwise frames
+    are counted at ``fps``.
+    """
 
     kind = "image folder"
 
@@ -144,6 +170,8 @@ class ImageFolderSource(FrameSource):
         self.intrinsics = _folder_intrinsics(self.folder, intrinsics)
         self.hfov_deg = hfov_deg
         self.fps = fps
+        self.stamps = _name_stamps(self.files)
+        self.has_stamps = self.stamps is not None
 
     def __len__(self) -> int:
         return len(self.files)
@@ -153,7 +181,8 @@ class ImageFolderSource(FrameSource):
             rgb = read_rgb(path)
             h, w = rgb.shape[:2]
             camera = camera_for(w, h, self.intrinsics, self.hfov_deg, DEFAULT_FRAME_ID)
-            yield Frame(rgb, camera, _stamp_for(i, self.fps), frame_id=DEFAULT_FRAME_ID)
+            stamp = self.stamps[i] if self.stamps is not None else _stamp_for(i, self.fps)
+            yield Frame(rgb, camera, stamp, frame_id=DEFAULT_FRAME_ID)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "path": str(self.folder), "frames": len(self.files)}
@@ -282,9 +311,9 @@ class RgbdFolderSource(FrameSource):
 class TumPoses(FrameSource):
     """Another source's frames with the poses of a TUM file (``stamp tx ty tz qx qy qz qw``).
 
-    For a bag the pose is looked up at the frame's stamp (interpolated, within
-    ``tolerance_s``); folders and videos have no real stamps, so their i-th frame takes the
-    file's i-th pose.
+    For a bag, and a folder whose file names are times (TUM's layout), the pose is looked up at
+    the frame's stamp (interpolated, within ``tolerance_s``); other folders and videos have no
+    real stamps, so their i-th frame takes the file's i-th pose.
     """
 
     has_poses = True

@@ -372,3 +372,31 @@ def test_a_frame_without_distortion_is_left_as_it_is() -> None:
 
     frame = redwood_frames()[0]
     assert undistort_frame(frame) is frame
+
+
+def test_tum_file_matches_a_tum_named_folder_by_time(tmp_path: Path) -> None:
+    # TUM RGB-D names its images by time; the pose file's rows are at other times, so the
+    # pose of each image is interpolated between its neighbours (hand values: halfway).
+    names = ["1305031102.100000", "1305031102.200000", "1305031103.900000"]
+    for i, name in enumerate(names):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), np.full((24, 32, 3), 40 * i, np.uint8))
+    tum = tmp_path / "poses.tum"
+    tum.write_text("1305031102.050000 0 0 0 0 0 0 1\n"
+                   "1305031102.150000 2 0 0 0 0 0 1\n"
+                   "1305031102.250000 2 4 0 0 0 0 1\n")
+    source = open_source(tmp_path, tum_poses=tum, pose_tolerance_s=0.06)
+    assert source.has_stamps
+    got = list(source)
+    assert got[0].stamp_ns == 1305031102_100000000
+    np.testing.assert_allclose(got[0].pose[:3, 3], [1, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(got[1].pose[:3, 3], [2, 2, 0], atol=1e-6)
+    # 1.65 s after the last pose: none, and it says so (not the third row by order).
+    assert got[2].pose is None and "no pose" in got[2].note
+
+
+def test_integer_file_names_count_frames_not_time(tmp_path: Path) -> None:
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"{i:06d}.png"), np.zeros((8, 8, 3), np.uint8))
+    source = ImageFolderSource(tmp_path, fps=10.0)
+    assert not source.has_stamps
+    assert [f.stamp_ns for f in source] == [0, 100_000_000]
