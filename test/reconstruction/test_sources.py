@@ -324,8 +324,8 @@ def test_bag_frame_without_its_depth_says_so(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------- undistort
 def test_distorted_bag_frames_are_undistorted_into_p(tmp_path: Path) -> None:
-    """Markers placed where OpenCV's distortion model puts 3D points must land, after
-    undistortion, where the pinhole ``P`` camera projects the same points (by hand)."""
+    # Markers placed where OpenCV's distortion model puts 3D points must land, after
+    # undistortion, where the pinhole P camera projects the same points (by hand).
     from recon3d_ros.core.camera import PinholeCamera
     from recon3d_ros.reconstruction.sources import undistort_frame
 

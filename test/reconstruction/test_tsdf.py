@@ -188,3 +188,14 @@ def test_bad_pose_and_depth_are_refused(redwood: PosedFrames) -> None:
         tsdf_map.integrate(f.depth_m, f.camera, np.eye(4) * 2)
     with pytest.raises(ReconstructionError, match="camera"):
         tsdf_map.integrate(f.depth_m[:10], f.camera, np.eye(4))
+
+
+def test_depth_reaches_open3d_as_rounded_millimetres_with_invalid_as_zero() -> None:
+    # Hand values: metres x 1000 rounded to the nearest mm; NaN, <= 0, inf and anything not
+    # below depth_max (5 m) become 0, which Open3D skips.
+    tsdf_map = TsdfMap(MapOptions(voxel_size=0.05, depth_max=5.0))
+    depth = np.array([[np.nan, -1.0, 0.0, 1.2344, 1.2346, 4.9999, 5.0, np.inf, 0.0016]],
+                     dtype=np.float32)
+    mm = tsdf_map._depth_mm(depth)
+    assert mm.dtype == np.uint16
+    assert mm.tolist() == [[0, 0, 0, 1234, 1235, 5000, 0, 0, 2]]
