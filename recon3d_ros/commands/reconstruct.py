@@ -10,9 +10,10 @@ estimated from the images (``--poses estimate``: ORB + PnP, refined by RGB-D odo
 Frames without a pose are counted and reported, never fused with a guess.
 
 ``--out`` receives ``mesh.ply`` (binary, coloured), ``surface.ply`` (the surface points),
-``map/`` (:meth:`TsdfMap.save`; ``--resume map/`` continues it), ``preview.png`` (the mesh from
-two viewpoints) and ``summary.json`` (frames fused and rejected with reasons, ms per stage, map
-memory). A frame counter runs on stderr.
+``map/`` (:meth:`TsdfMap.save` and the last fused frame, ``odometry_anchor.npz``;
+``--resume map/`` continues it, estimated poses from that frame), ``trajectory.tum`` (the
+poses used), ``preview.png`` (the mesh from two viewpoints) and ``summary.json`` (frames fused
+and rejected with reasons, ms per stage, map memory). A frame counter runs on stderr.
 """
 
 from __future__ import annotations
@@ -206,12 +207,13 @@ def _down_direction(poses: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.floa
 
 def reconstruct(args: argparse.Namespace) -> dict[str, Any]:
     """Run the whole reconstruction; return the summary (also written to summary.json)."""
-    from recon3d_ros.reconstruction.fusion import Reconstructor
+    from recon3d_ros.reconstruction.fusion import ANCHOR_FILE, Reconstructor
     from recon3d_ros.reconstruction.mesh_io import (
         render_preview,
         write_mesh_ply,
         write_points_ply,
     )
+    from recon3d_ros.reconstruction.poses import write_tum
     from recon3d_ros.reconstruction.sources import undistort_frame
     from recon3d_ros.reconstruction.tsdf import MapOptions, TsdfMap
 
@@ -235,6 +237,15 @@ def reconstruct(args: argparse.Namespace) -> dict[str, Any]:
     reconstructor = Reconstructor(
         options, scale_mode=args.scale_mode, odometry=estimate, tsdf_map=loaded
     )
+    if args.resume is not None:
+        anchored = reconstructor.load_anchor(args.resume)
+        if estimate and not anchored and reconstructor.map.block_count > 0:
+            # Without it no new frame could be placed in the map's frame: each would be refused.
+            raise ConfigError(
+                f"--resume {args.resume} with estimated poses needs the map's last frame "
+                f"({ANCHOR_FILE}, saved by recon3d reconstruct since this version), and that "
+                "map has none; give poses (--poses source or a TUM file) or start a new map"
+            )
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
 
@@ -246,6 +257,7 @@ def reconstruct(args: argparse.Namespace) -> dict[str, Any]:
     skipped: Counter[str] = Counter()  # frames refused here, before fusion
     network_ms = 0.0
     fused_poses: list[npt.NDArray[np.float64]] = []
+    fused_stamps: list[float] = []
     used = fused = 0
     for index, frame in enumerate(source):
         if index % args.stride:
@@ -286,6 +298,7 @@ def reconstruct(args: argparse.Namespace) -> dict[str, Any]:
             fused += 1
             if outcome.pose is not None:
                 fused_poses.append(np.asarray(outcome.pose))
+                fused_stamps.append(frame.stamp_ns / 1e9)
         progress.update(used, fused, used - fused)
     progress.close()
 
@@ -320,6 +333,7 @@ def reconstruct(args: argparse.Namespace) -> dict[str, Any]:
     outputs: dict[str, str] = {}
     start = time.perf_counter()
     reconstructor.map.save(out / "map")
+    reconstructor.save_anchor(out / "map")  # for --resume with estimated poses
     outputs["map"] = str(out / "map")
     if not mesh.is_empty:
         write_mesh_ply(out / "mesh.ply", mesh)
@@ -329,6 +343,9 @@ def reconstruct(args: argparse.Namespace) -> dict[str, Any]:
     if points.shape[0]:
         write_points_ply(out / "surface.ply", points, colours)
         outputs["surface"] = str(out / "surface.ply")
+    if fused_poses:  # the camera path in the map's frame, as used (estimated or given)
+        write_tum(out / "trajectory.tum", zip(fused_stamps, fused_poses))
+        outputs["trajectory"] = str(out / "trajectory.tum")
     summary["timings"]["write_ms"] = round((time.perf_counter() - start) * 1e3, 2)
     summary["outputs"] = outputs
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default))

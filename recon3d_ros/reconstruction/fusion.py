@@ -18,8 +18,10 @@
 from __future__ import annotations
 
 import time
+import zipfile
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -36,10 +38,12 @@ from recon3d_ros.reconstruction.odometry import (
 from recon3d_ros.reconstruction.scale import consistent_scale
 from recon3d_ros.reconstruction.tsdf import MapOptions, TsdfMap, check_pose
 
-__all__ = ["FrameOutcome", "Reconstructor", "ScaleMode", "SCALE_MODES"]
+__all__ = ["ANCHOR_FILE", "FrameOutcome", "Reconstructor", "ScaleMode", "SCALE_MODES"]
 
 ScaleMode = Literal["none", "map"]
 SCALE_MODES = ("none", "map")
+#: The last fused frame, saved next to a map so that a resumed run's odometry continues.
+ANCHOR_FILE = "odometry_anchor.npz"
 #: The map is rendered at 1/4 of the frame's width and height for scale alignment: enough
 #: pixels for a robust median, 16x fewer rays.
 SCALE_RENDER_DIVISOR = 4
@@ -101,11 +105,71 @@ class Reconstructor:
         # Bounded: a fusion node runs for days, so per-frame figures keep a recent window only.
         self._ms: dict[str, deque[float]] = {}
         self._scales: deque[float] = deque(maxlen=_HISTORY)
+        # The last fused frame (colour, depth at the map's scale, camera, pose): what a resumed
+        # run's odometry continues from (save_anchor / load_anchor).
+        self._last_fused: tuple[npt.NDArray[np.uint8] | None, npt.NDArray[np.float32],
+                                PinholeCamera, npt.NDArray[np.float64]] | None = None
+
+    # -- resuming ---------------------------------------------------------------------------
+    def save_anchor(self, directory: Path | str) -> Path | None:
+        """Write the last fused frame to ``directory/odometry_anchor.npz``; None if none was.
+
+        A later run that loads the map with ``--resume`` and estimates poses continues its
+        odometry from this frame (:meth:`load_anchor`), so its poses stay in the map's frame.
+        """
+        if self._last_fused is None:
+            return None
+        rgb, depth, camera, pose = self._last_fused
+        path = Path(directory) / ANCHOR_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            path,
+            rgb=np.zeros((0, 0, 3), np.uint8) if rgb is None else rgb,
+            depth=depth,
+            intrinsics=np.array([camera.width, camera.height, camera.fx, camera.fy,
+                                 camera.cx, camera.cy], np.float64),
+            pose=pose,
+            scale=np.float64(self._last_scale),
+        )
+        return path
+
+    def load_anchor(self, directory: Path | str) -> bool:
+        """Continue odometry from the frame :meth:`save_anchor` wrote; False if there is none.
+
+        The next frame is then registered against that frame (and placed in the map's frame)
+        instead of being refused for want of a previous one. Raises ReconstructionError for a
+        file that is not an anchor.
+        """
+        path = Path(directory) / ANCHOR_FILE
+        if not path.is_file():
+            return False
+        try:
+            with np.load(path) as data:
+                rgb = np.asarray(data["rgb"], np.uint8)
+                depth = np.asarray(data["depth"], np.float32)
+                w, h, fx, fy, cx, cy = (float(v) for v in data["intrinsics"])
+                pose = check_pose(np.asarray(data["pose"], np.float64), "anchor pose")
+                scale = float(data["scale"])
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise ReconstructionError(
+                f"{path} is not an odometry anchor ({exc}); delete it to resume without one"
+            ) from exc
+        camera = PinholeCamera(int(w), int(h), fx, fy, cx, cy)
+        colour = None if rgb.size == 0 else rgb
+        self._last_fused = (colour, depth, camera, pose)
+        self._last_scale = scale
+        if self.odometry:
+            grey = np.full(depth.shape + (3,), 128, np.uint8) if colour is None else colour
+            features = prepare_frame(grey, depth, camera, self.odometry_options)
+            self._previous = _Previous(features, pose, camera)
+            self._last_motion = None
+        return True
 
     def reset(self) -> None:
         """Empty the map and forget the previous frame (counters are kept)."""
         self.map.reset()
         self._previous = None
+        self._last_fused = None
         self._last_motion = None
         self._last_scale = 1.0
         self._render_offset = 0.0
@@ -192,6 +256,7 @@ class Reconstructor:
             else:  # the map rescaled this frame after the odometry: keep its features
                 features = current[0].with_depth(d, self.odometry_options)
             self._previous = _Previous(features, T, camera)
+        self._last_fused = (None if rgb is None else np.asarray(rgb), d, camera, T)
         self._fused += 1
         self._scales.append(scale)
         outcome.fused = True

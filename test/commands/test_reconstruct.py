@@ -90,6 +90,21 @@ def test_rgbd_folder_with_recorded_depth_and_gt_poses(
     assert resumed["map"]["voxel_size"] == 0.02  # the map's own, not --voxel
     assert resumed["map"]["blocks"] >= summary["map"]["blocks"]
 
+    # Estimated poses continue from the map's last frame (frame 4, odometry_anchor.npz), so
+    # the new frames land in the map's world: the ground truth's (it was built with GT poses).
+    estimated = tmp_path / "estimated"
+    rc, cont, text = _run(capsys, str(REDWOOD), "--depth", "recorded", "--poses", "estimate",
+                          "--out", str(estimated), "--resume", str(out / "map"),
+                          "--max-frames", "2")
+    assert rc == 0, text
+    assert cont["fused"] == 2, cont
+    from recon3d_ros.reconstruction.poses import read_tum
+
+    path = read_tum(estimated / "trajectory.tum")
+    assert len(path) == 2
+    for (_, got), want in zip(path, _gt_poses()[:2]):
+        assert np.linalg.norm(got[:3, 3] - want[:3, 3]) < 0.05
+
 
 def _redwood_bag(path: Path, storage: str, count: int = 5) -> None:
     frames = []

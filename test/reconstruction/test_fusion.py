@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -138,3 +140,45 @@ def test_odometry_computes_each_frames_features_once_with_the_same_poses(
     for got, want in zip(poses, expected):
         # Open3D's multi-threaded refinement differs by ~5e-6 between two identical calls.
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
+
+
+def test_a_resumed_map_continues_odometry_from_its_last_frame(
+    redwood: PosedFrames, tmp_path: Path
+) -> None:
+    # Frames 0-2 fused with estimated poses, the map and its anchor saved; a new Reconstructor
+    # on the loaded map places frames 3-4 in the same world (frame 0), checked against the
+    # ground truth relative to frame 0. Without the anchor both would be refused.
+    from recon3d_ros.reconstruction.fusion import ANCHOR_FILE
+    from recon3d_ros.reconstruction.tsdf import TsdfMap
+
+    first = Reconstructor(MapOptions(voxel_size=0.05), odometry=True)
+    for f in redwood.frames[:3]:
+        assert first.add_frame(f.rgb, f.depth_m, f.camera, None).fused
+    first.map.save(tmp_path / "map")
+    assert first.save_anchor(tmp_path / "map") == tmp_path / "map" / ANCHOR_FILE
+
+    cold = Reconstructor(odometry=True, tsdf_map=TsdfMap.load(tmp_path / "map"))
+    f3 = redwood.frames[3]
+    refused = cold.add_frame(f3.rgb, f3.depth_m, f3.camera, None)
+    assert not refused.fused and refused.reason.startswith("no_pose")
+
+    resumed = Reconstructor(odometry=True, tsdf_map=TsdfMap.load(tmp_path / "map"))
+    assert resumed.load_anchor(tmp_path / "map")
+    T0 = redwood.poses[0]
+    for f, T_gt in zip(redwood.frames[3:], redwood.poses[3:]):
+        outcome = resumed.add_frame(f.rgb, f.depth_m, f.camera, None)
+        assert outcome.fused, outcome.reason
+        expected = np.linalg.inv(T0) @ T_gt
+        assert np.linalg.norm(outcome.pose[:3, 3] - expected[:3, 3]) < 0.05
+
+
+def test_no_anchor_to_load_is_false_and_a_broken_one_an_error(tmp_path: Path) -> None:
+    from recon3d_ros.errors import ReconstructionError
+    from recon3d_ros.reconstruction.fusion import ANCHOR_FILE
+
+    rec = Reconstructor(MapOptions(voxel_size=0.05), odometry=True)
+    assert rec.save_anchor(tmp_path) is None  # nothing fused yet
+    assert rec.load_anchor(tmp_path) is False
+    (tmp_path / ANCHOR_FILE).write_bytes(b"not an npz")
+    with pytest.raises(ReconstructionError, match="is not an odometry anchor"):
+        rec.load_anchor(tmp_path)
