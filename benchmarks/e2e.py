@@ -383,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=30.0, help="camera rate, Hz")
     parser.add_argument("--sizes", default="640x480,1280x720", help="comma-separated WxH")
     parser.add_argument("--setups", default=",".join(DEFAULT_SETUPS),
-                        help="comma-separated: profile (shipped Fast DDS profile), stock")
+                        help="comma-separated, of: " + ", ".join(SETUPS) + " (module doc)")
     parser.add_argument("--model", default="default", help="the node's model parameter")
     parser.add_argument("--param", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"), help="another node parameter")

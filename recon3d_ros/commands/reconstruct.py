@@ -243,8 +243,9 @@ def reconstruct(args: argparse.Namespace) -> dict[str, Any]:
             # Without it no new frame could be placed in the map's frame: each would be refused.
             raise ConfigError(
                 f"--resume {args.resume} with estimated poses needs the map's last frame "
-                f"({ANCHOR_FILE}, saved by recon3d reconstruct since this version), and that "
-                "map has none; give poses (--poses source or a TUM file) or start a new map"
+                f"({ANCHOR_FILE}, saved with the map by recon3d reconstruct and the fusion "
+                "node's ~/save_map since this version), and that map has none; give poses "
+                "(--poses source or a TUM file) or start a new map"
             )
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)

@@ -324,6 +324,8 @@ class FusionNode(Node):
             write_mesh_ply(root / "mesh.ply", mesh)
             write_points_ply(root / "points.ply", points, colors)
             self.map.save(root / "map")
+            # The last fused frame, for `recon3d reconstruct --resume` with estimated poses.
+            self.reconstructor.save_anchor(root / "map")
         except (Recon3dError, OSError) as exc:
             response.success = False
             response.message = f"cannot save the map to {root}: {exc}"

@@ -29,6 +29,7 @@ win: nothing is changed then. Elsewhere than glibc (musl, macOS) nothing is done
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
 import sys
 from typing import Mapping, MutableMapping
@@ -93,8 +94,6 @@ def keep_large_buffers(env: Mapping[str, str] | None = None) -> bool:
     Affects allocations from now on, so call it first thing in ``main``. Does nothing (False)
     off glibc Linux or when ``env`` (default: this process's environment) tunes malloc.
     """
-    import os
-
     if not _is_glibc_linux() or user_tunes_malloc(os.environ if env is None else env):
         return False
     try:

@@ -161,8 +161,10 @@ def _model_config(opts: TrainOptions) -> ModelConfig:
         canonical_focal=opts.canonical_focal,
         min_depth=0.0,
         max_depth=opts.max_depth,
-        description="recon3d_ros small U-Net trained on procedural synthetic RGB-D "
-        "(canonical-camera metric depth)",
+        # Says what trains it whatever the generators mixed (--synth-cache); the recipe of each
+        # shipped version is in docs/MODEL.md.
+        description="recon3d_ros small U-Net trained on synthetic RGB-D from recon3d synth "
+        "(canonical-camera metric depth; recipe: docs/MODEL.md)",
     )
 
 

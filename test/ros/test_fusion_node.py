@@ -215,6 +215,7 @@ def test_fuses_redwood_into_a_mesh_and_serves_save_and_reset(
     assert saved.success, saved.message
     loaded = TsdfMap.load(save_dir / "map")
     assert loaded.block_count == int(diag_values(diags)["map_blocks"])
+    assert (save_dir / "map" / "odometry_anchor.npz").is_file()  # for a resumed reconstruct
     assert not loaded.extract_mesh().is_empty
     assert len(read_mesh_ply(save_dir / "mesh.ply").triangles) > 0
     assert (save_dir / "points.ply").stat().st_size > 0
