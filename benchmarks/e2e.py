@@ -237,11 +237,10 @@ def run_case(args: argparse.Namespace, width: int, height: int, setup: str,
     env = ros_environment(random.randint(1, 200), base=base)  # profile and malloc tunables
     if setup == "stock":
         env.pop(dds_profile.PROFILE_ENV, None)
+        env.pop(malloc_tuning.TUNABLES_ENV, None)
     plain = dict(env)  # the camera's and the consumers'
-    if setup != "profile":
+    if setup == "profile_plain_consumers":
         plain.pop(malloc_tuning.TUNABLES_ENV, None)
-    if setup == "stock":
-        env = plain
     profile = env.get(dds_profile.PROFILE_ENV)
     env.setdefault("OMP_NUM_THREADS", "1")
     case_dir = tmp / f"{width}x{height}_{setup}"

@@ -67,11 +67,15 @@ class FrameOutcome:
 
 @dataclass
 class _Previous:
-    # Its odometry features, computed when it was the current frame and kept for the next
-    # pair (ORB and the small images once per frame, not twice).
-    features: OdometryFrame
-    pose: npt.NDArray[np.float64]
+    """The last fused frame: what the next pair's odometry (or a resumed run's) starts from."""
+
+    rgb: npt.NDArray[np.uint8] | None
+    depth: npt.NDArray[np.float32]  # at the map's scale
     camera: PinholeCamera
+    pose: npt.NDArray[np.float64]
+    # Its odometry features: kept from when it was the current frame of a pair (ORB and the
+    # small images once per frame, not twice), else made when a next pair first needs them.
+    features: OdometryFrame | None = None
 
 
 def _intrinsics(camera: PinholeCamera) -> tuple[float, ...]:
@@ -105,10 +109,6 @@ class Reconstructor:
         # Bounded: a fusion node runs for days, so per-frame figures keep a recent window only.
         self._ms: dict[str, deque[float]] = {}
         self._scales: deque[float] = deque(maxlen=_HISTORY)
-        # The last fused frame (colour, depth at the map's scale, camera, pose): what a resumed
-        # run's odometry continues from (save_anchor / load_anchor).
-        self._last_fused: tuple[npt.NDArray[np.uint8] | None, npt.NDArray[np.float32],
-                                PinholeCamera, npt.NDArray[np.float64]] | None = None
 
     # -- resuming ---------------------------------------------------------------------------
     def save_anchor(self, directory: Path | str) -> Path | None:
@@ -117,18 +117,17 @@ class Reconstructor:
         A later run that loads the map with ``--resume`` and estimates poses continues its
         odometry from this frame (:meth:`load_anchor`), so its poses stay in the map's frame.
         """
-        if self._last_fused is None:
+        last = self._previous
+        if last is None:
             return None
-        rgb, depth, camera, pose = self._last_fused
         path = Path(directory) / ANCHOR_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(
             path,
-            rgb=np.zeros((0, 0, 3), np.uint8) if rgb is None else rgb,
-            depth=depth,
-            intrinsics=np.array([camera.width, camera.height, camera.fx, camera.fy,
-                                 camera.cx, camera.cy], np.float64),
-            pose=pose,
+            rgb=np.zeros((0, 0, 3), np.uint8) if last.rgb is None else last.rgb,
+            depth=last.depth,
+            intrinsics=np.array(_intrinsics(last.camera), np.float64),
+            pose=last.pose,
             scale=np.float64(self._last_scale),
         )
         return path
@@ -155,21 +154,15 @@ class Reconstructor:
                 f"{path} is not an odometry anchor ({exc}); delete it to resume without one"
             ) from exc
         camera = PinholeCamera(int(w), int(h), fx, fy, cx, cy)
-        colour = None if rgb.size == 0 else rgb
-        self._last_fused = (colour, depth, camera, pose)
+        self._previous = _Previous(None if rgb.size == 0 else rgb, depth, camera, pose)
         self._last_scale = scale
-        if self.odometry:
-            grey = np.full(depth.shape + (3,), 128, np.uint8) if colour is None else colour
-            features = prepare_frame(grey, depth, camera, self.odometry_options)
-            self._previous = _Previous(features, pose, camera)
-            self._last_motion = None
+        self._last_motion = None
         return True
 
     def reset(self) -> None:
         """Empty the map and forget the previous frame (counters are kept)."""
         self.map.reset()
         self._previous = None
-        self._last_fused = None
         self._last_motion = None
         self._last_scale = 1.0
         self._render_offset = 0.0
@@ -247,16 +240,14 @@ class Reconstructor:
             t = time.perf_counter()
             self._measure_render_offset(d, camera, T)
             outcome.timings["scale_ms"] += (time.perf_counter() - t) * 1e3
-        if self.odometry:
-            if current is None:
-                grey = np.full(d.shape + (3,), 128, np.uint8) if rgb is None else np.asarray(rgb)
-                features = prepare_frame(grey, d, camera, self.odometry_options)
-            elif current[1] == scale:  # its depth is d already
+        features = None
+        if current is not None:
+            if current[1] == scale:  # its depth is d already
                 features = current[0]
             else:  # the map rescaled this frame after the odometry: keep its features
                 features = current[0].with_depth(d, self.odometry_options)
-            self._previous = _Previous(features, T, camera)
-        self._last_fused = (None if rgb is None else np.asarray(rgb), d, camera, T)
+        self._previous = _Previous(None if rgb is None else np.asarray(rgb), d, camera, T,
+                                   features)
         self._fused += 1
         self._scales.append(scale)
         outcome.fused = True
@@ -282,6 +273,10 @@ class Reconstructor:
         if _intrinsics(prev.camera) != _intrinsics(camera):
             self._reject("camera_changed", "the camera differs from the previous frame's", outcome)
             return None, None
+        if prev.features is None:  # fused with a given pose, or loaded as an anchor
+            colour = prev.rgb if prev.rgb is not None else np.full(
+                prev.depth.shape + (3,), 128, np.uint8)
+            prev.features = prepare_frame(colour, prev.depth, prev.camera, self.odometry_options)
         t = time.perf_counter()
         # The previous depth is stored at the map's scale: bring this one there first.
         scale = self._last_scale

@@ -789,14 +789,12 @@ def undistort_frame(frame: Frame) -> Frame:
     pinhole camera that fusion projects with. A frame without distortion is returned as it is.
     Raises :class:`CameraModelError` when the calibration cannot be rectified.
     """
-    if not frame.camera.is_distorted:
-        return frame
     import cv2
 
     from recon3d_ros.core.rectify import rectifier_for
 
-    rectifier = rectifier_for(frame.camera, frame.rectified)
-    if rectifier is None:  # pragma: no cover - is_distorted was checked
+    rectifier = rectifier_for(frame.camera, frame.rectified)  # None: not distorted
+    if rectifier is None:
         return frame
     depth = None
     if frame.depth_m is not None:

@@ -331,9 +331,11 @@ class TsdfMap:
         self._note_changed(np.asarray(keys, dtype=np.int32))
 
     def _note_changed(self, keys: npt.NDArray[np.int32]) -> None:
-        """Remember blocks for :meth:`take_changes`, bounded when nobody takes them."""
+        """Remember blocks for :meth:`take_changes`, bounded when it is called rarely."""
+        if self._changed_all:
+            return  # the next take_changes() says "everything" anyway (and before any call)
         self._changed.append(keys)
-        if len(self._changed) > 64:  # a map nobody meshes incrementally (recon3d reconstruct)
+        if len(self._changed) > 64:  # many frames between two take_changes() calls
             merged = np.unique(np.concatenate(self._changed), axis=0)
             if merged.shape[0] > self.options.max_blocks:
                 self._changed, self._changed_all = [], True  # then meshing all is as cheap
@@ -419,7 +421,9 @@ class TsdfMap:
             keys = self._make_room(blocks, T[:3, 3])
             if keys is None:
                 return
-            self._note_changed(np.asarray(keys.cpu().numpy(), dtype=np.int32).reshape(-1, 3))
+            if not self._changed_all:  # else nobody needs them: skip the copy to numpy
+                self._note_changed(
+                    np.asarray(keys.cpu().numpy(), dtype=np.int32).reshape(-1, 3))
             self._grid.integrate(
                 keys,
                 depth_img,
