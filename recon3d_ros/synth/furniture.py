@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 import zipfile
@@ -440,11 +439,9 @@ class FurnitureLibrary:
         self,
         furniture_dir: str | Path = DEFAULT_FURNITURE_DIR,
         cache_dir: str | Path = DEFAULT_CACHE_DIR,
-        verbose: bool = False,
     ) -> None:
         self.furniture_dir = Path(furniture_dir)
         self.cache_dir = Path(cache_dir)
-        self.verbose = verbose
         self._models: dict[str, MeshModel] = {}
         catalogs = sorted(self.furniture_dir.glob("*.sh3f"))
         if not catalogs:
@@ -491,8 +488,6 @@ class FurnitureLibrary:
                         failed[e.key] = f"{type(err).__name__}: {err}"
                         continue
                     entries.append({**asdict(e), "rotation": list(e.rotation)})
-            if self.verbose:
-                print(f"{cat.name}: {len(entries)} models so far, {len(failed)} failed")
         return {"version": _INDEX_VERSION, "entries": entries, "failed": failed,
                 "skipped": skipped}
 
@@ -512,11 +507,6 @@ class FurnitureLibrary:
         """Height things put on entry ``i`` rest at (metres)."""
         e = self.entries[i]
         return e.drop_on_top if e.drop_on_top > 0 else e.height
-
-
-def footprint_radius(entry: CatalogEntry) -> float:
-    """Half diagonal of the model's footprint: a conservative collision radius."""
-    return 0.5 * math.hypot(entry.width, entry.depth)
 
 
 # ---------------------------------------------------------------------------- surfaces

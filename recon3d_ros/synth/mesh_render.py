@@ -20,14 +20,16 @@ import numpy as np
 import numpy.typing as npt
 
 from recon3d_ros.core.camera import PinholeCamera
-from recon3d_ros.errors import ConfigError
 from recon3d_ros.synth.geometry import Material, yaw_matrix
 from recon3d_ros.synth.render import (
-    HFOV_RANGE_DEG,
     SynthFrame,
     _camera_effects,
     _tonemap,
     camera_rays,
+    check_render_size,
+    hemisphere_ambient,
+    lamp_irradiance,
+    random_camera,
 )
 from recon3d_ros.synth.scenes import CameraPose, PointLight
 from recon3d_ros.synth.textures import shade_material, surface_uv
@@ -174,15 +176,12 @@ class MeshScene:
 
     def _light(self, points, normals, lights, ambient, ambient_color, radius, rng) -> F:
         o3d = self._o3d
-        # Hemisphere ambient: floors get more sky/ceiling bounce than ceilings get.
-        light = np.asarray(ambient_color)[None] * ambient * (0.65 + 0.35 * normals[:, 1:2])
+        light = hemisphere_ambient(np.asarray(ambient_color) * ambient, normals)
         start = points + normals * 2e-3
         for lamp in lights:
             target = np.asarray(lamp.position)[None] + _ball(rng, len(points)) * radius
             to_l = target - start
-            dist2 = np.einsum("ij,ij->i", to_l, to_l)
-            lam = np.maximum(np.einsum("ij,ij->i", normals, to_l), 0.0) / np.sqrt(dist2)
-            irr = lamp.intensity * lam / np.maximum(dist2, 0.05)
+            irr = lamp_irradiance(lamp.intensity, normals, to_l)
             lit = np.nonzero(irr > 0)[0]
             if lamp.shadows and lit.size:
                 rays = np.concatenate([start[lit], to_l[lit]], axis=1).astype(np.float32)
@@ -314,19 +313,11 @@ def render_mesh_frame(
     """
     from recon3d_ros.synth.rooms import sample_room
 
-    if width < 8 or height < 8:
-        raise ConfigError(f"render size must be at least 8x8, got {width}x{height}")
+    check_render_size(width, height)
     library, surfaces = assets if assets is not None else default_assets()
     rng = np.random.default_rng(seed)
     room = sample_room(rng, library, surfaces)
-    fov = hfov_deg if hfov_deg is not None else float(rng.uniform(*HFOV_RANGE_DEG))
-    base = PinholeCamera.from_fov(width, height, fov)
-    jx, jy = rng.normal(0, 0.02, size=2)
-    if not jitter_principal:
-        jx = jy = 0.0
-    camera = PinholeCamera(
-        width, height, base.fx, base.fy, base.cx + jx * width, base.cy + jy * height
-    )
+    camera = random_camera(rng, width, height, hfov_deg, jitter_principal)
     scene = build_room_scene(room, library, surfaces)
     frame, _ = scene.render(
         camera, room.pose, room.lights, room.ambient, room.ambient_color, room.light_radius,

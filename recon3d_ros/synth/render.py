@@ -93,6 +93,23 @@ def _sky(d: npt.NDArray[np.float64], rng: np.random.Generator) -> npt.NDArray[np
     return sky * (1 - cloud[:, None]) + cloud[:, None] * 0.95 * 1.2
 
 
+def hemisphere_ambient(
+    ambient_rgb: npt.ArrayLike, normals: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Ambient light per point: floors get more sky/ceiling bounce than ceilings get."""
+    return np.asarray(ambient_rgb)[None] * (0.65 + 0.35 * normals[:, 1:2])
+
+
+def lamp_irradiance(
+    intensity: float, normals: npt.NDArray[np.float64], to_light: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Lambert over inverse square, the square floored at 0.05 m^2 (no blow-up at a lamp)."""
+    dist2 = np.einsum("ij,ij->i", to_light, to_light)
+    lam = np.maximum(np.einsum("ij,ij->i", normals, to_light), 0.0) / np.sqrt(dist2)
+    out: npt.NDArray[np.float64] = intensity * lam / np.maximum(dist2, 0.05)
+    return out
+
+
 def render_scene(
     scene: Scene,
     camera: PinholeCamera,
@@ -121,16 +138,11 @@ def render_scene(
         normals = hits.normal[idx]
         sub_hits = type(hits)(t, hits.index[idx], normals)
         albedo, emissive = _albedo(scene, sub_hits, points)
-        amb = np.asarray(scene.ambient_color) * scene.ambient
-        light = amb[None] * (
-            0.65 + 0.35 * normals[:, 1:2]
-        )  # hemisphere: floors lit more than ceilings
+        light = hemisphere_ambient(np.asarray(scene.ambient_color) * scene.ambient, normals)
         blockers = [p for p in scene.primitives if not isinstance(p, RoomShell)]
         for k, lamp in enumerate(scene.lights):
             to_l = np.asarray(lamp.position)[None] - points
-            dist2 = np.einsum("ij,ij->i", to_l, to_l)
-            lam = np.maximum(np.einsum("ij,ij->i", normals, to_l), 0.0) / np.sqrt(dist2)
-            irr = lamp.intensity * lam / np.maximum(dist2, 0.05)
+            irr = lamp_irradiance(lamp.intensity, normals, to_l)
             if lamp.shadows and k == 0 and blockers:
                 lit = irr > 0
                 shadow = occluded(blockers, points[lit], to_l[lit], np.ones(int(lit.sum())))
@@ -198,6 +210,34 @@ def _camera_effects(
     return np.ascontiguousarray(rgb)
 
 
+def check_render_size(width: int, height: int) -> None:
+    """Raise ConfigError for a frame smaller than 8x8."""
+    if width < 8 or height < 8:
+        raise ConfigError(f"render size must be at least 8x8, got {width}x{height}")
+
+
+def random_camera(
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    hfov_deg: float | None = None,
+    jitter_principal: bool = True,
+) -> PinholeCamera:
+    """Draw the camera of a synthetic frame, after its scene (both generators use it).
+
+    Field of view ``hfov_deg``, else a draw from :data:`HFOV_RANGE_DEG`; the principal point
+    jittered a little off centre so the network does not rely on it.
+    """
+    fov = hfov_deg if hfov_deg is not None else float(rng.uniform(*HFOV_RANGE_DEG))
+    base = PinholeCamera.from_fov(width, height, fov)
+    jx, jy = rng.normal(0, 0.02, size=2)  # drawn even when unused, so seeds give the same scene
+    if not jitter_principal:
+        jx = jy = 0.0
+    return PinholeCamera(
+        width, height, base.fx, base.fy, base.cx + jx * width, base.cy + jy * height
+    )
+
+
 def render_frame(
     seed: int,
     width: int = 256,
@@ -212,17 +252,9 @@ def render_frame(
     ``hfov_deg`` defaults to a draw from :data:`HFOV_RANGE_DEG`; the principal point is jittered
     a little off centre so the network does not rely on it.
     """
-    if width < 8 or height < 8:
-        raise ConfigError(f"render size must be at least 8x8, got {width}x{height}")
+    check_render_size(width, height)
     rng = np.random.default_rng(seed)
     scene = sample_scene(rng, kind)
-    fov = hfov_deg if hfov_deg is not None else float(rng.uniform(*HFOV_RANGE_DEG))
-    base = PinholeCamera.from_fov(width, height, fov)
-    jx, jy = rng.normal(0, 0.02, size=2)  # drawn even when unused, so seeds give the same scene
-    if not jitter_principal:
-        jx = jy = 0.0
-    camera = PinholeCamera(
-        width, height, base.fx, base.fy, base.cx + jx * width, base.cy + jy * height
-    )
+    camera = random_camera(rng, width, height, hfov_deg, jitter_principal)
     frame = render_scene(scene, camera, rng=rng, effects=effects)
     return SynthFrame(frame.rgb, frame.depth, camera, scene.kind, seed)

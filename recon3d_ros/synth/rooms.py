@@ -76,6 +76,17 @@ def _overlaps(a: tuple[float, ...], boxes: list[tuple[float, ...]], gap: float =
     )
 
 
+def _against_wall(wall: int, back: float, along: float, w: float, d: float) -> tuple[float, float]:
+    """Return (x, z) ``back`` metres out from wall 0-3 (x = 0, x = w, z = 0, z = d), ``along``."""
+    if wall == 0:
+        return back, along
+    if wall == 1:
+        return w - back, along
+    if wall == 2:
+        return along, back
+    return along, d - back
+
+
 def _pick(rng: np.random.Generator, lib: FurnitureLibrary, kinds: dict[str, float]) -> int:
     names = [k for k in kinds if lib.by_kind.get(k)]
     if not names:
@@ -142,8 +153,8 @@ def sample_room(
             e = lib.entries[i]
             along = e.width
             cu, back = u + along / 2, e.depth / 2 + 0.01
-            pos = {0: (back, cu), 1: (w - back, cu), 2: (cu, back), 3: (cu, d - back)}[wall]
-            put(Placement(i, (pos[0], 0.0, pos[1]), yaw))
+            x, z = _against_wall(wall, back, cu, w, d)
+            put(Placement(i, (x, 0.0, z), yaw))
             u += along + float(rng.uniform(0.02, 0.4))
         if rng.random() < 0.5:  # something hanging on this wall
             i = _pick(rng, lib, {"wall": 1.0})
@@ -151,8 +162,8 @@ def sample_room(
                 e = lib.entries[i]
                 cu = float(rng.uniform(e.width / 2, max(e.width / 2, length - e.width / 2)))
                 back = e.depth / 2 + 0.005
-                pos = {0: (back, cu), 1: (w - back, cu), 2: (cu, back), 3: (cu, d - back)}[wall]
-                room.placements.append(Placement(i, (pos[0], e.elevation, pos[1]), yaw))
+                x, z = _against_wall(wall, back, cu, w, d)
+                room.placements.append(Placement(i, (x, e.elevation, z), yaw))
     # In the middle: dining / desk groups and lounge groups.
     for _ in range(int(rng.integers(1, 4))):
         cx, cz = float(rng.uniform(0.8, w - 0.8)), float(rng.uniform(0.8, d - 0.8))

@@ -375,12 +375,13 @@ def train(opts: TrainOptions) -> Path:
                     )
                     for gen, val in vals.items()
                 }
-                # Equal frame counts: the mean over generators is the mean over all frames.
+                # The mean over the generators' held-out sets (each {} when none of its
+                # frames could be scored; otherwise all three keys).
+                scored = [v for v in by_gen.values() if v]
                 record["val_synth"] = {
-                    key: float(np.mean([v[key] for v in by_gen.values() if key in v]))
+                    key: float(np.mean([v[key] for v in scored]))
                     for key in ("abs_rel", "delta1", "rmse_log")
-                    if any(key in v for v in by_gen.values())
-                }
+                } if scored else {}
                 if len(by_gen) > 1:
                     record["val_by_generator"] = by_gen
                 if eval_frames:

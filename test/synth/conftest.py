@@ -111,11 +111,10 @@ def tiny_catalog(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def tiny_assets(tmp_path: Path):
+def tiny_assets(tiny_catalog: Path, tmp_path: Path):
     pytest.importorskip("open3d")
     from recon3d_ros.synth.furniture import FurnitureLibrary, load_surfaces
 
-    write_catalog(tmp_path / "furniture")
-    lib = FurnitureLibrary(tmp_path / "furniture", tmp_path / "cache")
-    surfaces = load_surfaces(tmp_path / "furniture", tmp_path / "cache", image_dirs=())
+    lib = FurnitureLibrary(tiny_catalog.parent, tmp_path / "cache")
+    surfaces = load_surfaces(tiny_catalog.parent, tmp_path / "cache", image_dirs=())
     return lib, surfaces
